@@ -1,0 +1,193 @@
+"""The `muster` command: serve, db, tenant, scim-token, scim-off, log. Thin calls into services."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from muster.config import Settings
+from muster.db import schema
+from muster.db.engine import make_engine
+from muster.db.unit_of_work import UnitOfWork
+from muster.errors import ScimError
+from muster.services import api_tokens, provisioning_log, tenants
+from muster.services.tenants import PLANS
+
+
+class Context:
+    """Settings and a lazily built engine, shared by the subcommands of one invocation."""
+
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self._engine: Any = None
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url,
+                                       sqlite_busy_timeout_ms=self.settings.sqlite_busy_timeout_ms)
+        return self._engine
+
+    def uow(self, tenant_id: str | None = None) -> UnitOfWork:
+        return UnitOfWork(self.engine, tenant_id)
+
+
+pass_context = click.make_pass_decorator(Context, ensure=True)
+
+
+def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Show a ScimError as a one-line message and exit 1, never as a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ScimError as error:
+            click.echo(f"error: {error.detail}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """Muster: SCIM 2.0 provisioning and SAML sign-in for every tenant of the platform.
+
+    Settings come from MUSTER_* environment variables (see the README); the database is
+    MUSTER_DATABASE_URL, a SQLite file in the current folder by default.
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@pass_context
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Migrate the database, then serve SCIM at http://HOST:PORT/scim/v2."""
+    import uvicorn
+
+    from muster.app import create_app
+
+    schema.upgrade(ctx.engine)
+    if ctx.settings.create_demo_tenant and tenants.is_empty(ctx.uow()):
+        tenants.create_tenant(ctx.uow(), "demo", name="Demo", plan="enterprise", seats=25)
+        click.echo("Created the tenant `demo` (Enterprise plan, 25 seats). Get its SCIM token with:")
+        click.echo("    muster scim-token demo")
+    click.echo(f"SCIM base URL: http://{host}:{port}/scim/v2")
+    uvicorn.run(create_app(ctx.settings, engine=ctx.engine), host=host, port=port,
+                log_level="warning", loop="auto", http="auto")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(ctx: Context) -> None:
+    """Apply every pending migration."""
+    schema.upgrade(ctx.engine)
+    click.echo(f"database at revision {schema.current_revision(ctx.engine)}")
+
+
+@db.command("current")
+@pass_context
+def db_current(ctx: Context) -> None:
+    """Print the database's migration revision."""
+    click.echo(schema.current_revision(ctx.engine) or "(empty)")
+
+
+@main.group()
+def tenant() -> None:
+    """Customer accounts."""
+
+
+def _describe(t: Any) -> str:
+    scim = "on" if t.scim_enabled else "off"
+    return (f"{t.slug}\t{t.name}\tplan={t.plan}\tseats={t.seats_used}/{t.seat_limit}\t"
+            f"scim={scim}")
+
+
+@tenant.command("create")
+@click.argument("slug")
+@click.option("--name", default=None, help="Display name (default: the slug).")
+@click.option("--plan", type=click.Choice(PLANS), default="free", show_default=True)
+@click.option("--seats", type=int, default=tenants.DEFAULT_SEATS, show_default=True)
+@pass_context
+@_fails_cleanly
+def tenant_create(ctx: Context, slug: str, name: str | None, plan: str, seats: int) -> None:
+    """Create a tenant."""
+    created = tenants.create_tenant(ctx.uow(), slug, name=name, plan=plan, seats=seats)
+    click.echo(_describe(created))
+
+
+@tenant.command("list")
+@pass_context
+def tenant_list(ctx: Context) -> None:
+    """List tenants."""
+    for t in tenants.list_tenants(ctx.uow()):
+        click.echo(_describe(t))
+
+
+@tenant.command("set")
+@click.argument("slug")
+@click.option("--plan", type=click.Choice(PLANS), default=None)
+@click.option("--seats", type=int, default=None)
+@pass_context
+@_fails_cleanly
+def tenant_set(ctx: Context, slug: str, plan: str | None, seats: int | None) -> None:
+    """Change a tenant's plan or seat limit."""
+    click.echo(_describe(tenants.set_tenant(ctx.uow(), slug, plan=plan, seats=seats)))
+
+
+@main.command("scim-token")
+@click.argument("slug")
+@pass_context
+@_fails_cleanly
+def scim_token(ctx: Context, slug: str) -> None:
+    """Turn SCIM on for SLUG and issue a new token (printed once, on the last line)."""
+    issued = api_tokens.issue_scim_token(ctx.uow(), slug)
+    click.echo(f"SCIM is on for {slug}. Any previous token has stopped working.", err=True)
+    click.echo("Paste this token into your identity provider now; it will not be shown again:",
+               err=True)
+    click.echo(issued.secret)
+
+
+@main.command("scim-off")
+@click.argument("slug")
+@pass_context
+@_fails_cleanly
+def scim_off(ctx: Context, slug: str) -> None:
+    """Turn SCIM off for SLUG; its token stops working."""
+    revoked = api_tokens.turn_scim_off(ctx.uow(), slug)
+    click.echo(f"SCIM is off for {slug}; {revoked} token(s) revoked.")
+
+
+@main.command("log")
+@click.argument("slug")
+@click.option("--failed", is_flag=True, help="Only requests that failed (status 400 and up).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@pass_context
+@_fails_cleanly
+def log(ctx: Context, slug: str, failed: bool, limit: int) -> None:
+    """Print SLUG's provisioning log, newest first."""
+    found = tenants.get_tenant(ctx.uow(), slug)
+    entries = provisioning_log.list_entries(ctx.uow(found.tenant_id), failed_only=failed,
+                                            limit=limit)
+    for e in entries:
+        line = (f"{e.at.isoformat(timespec='seconds')}Z  {e.status}  {e.method:6} {e.path}"
+                f"  {e.duration_ms:.1f}ms")
+        if e.scim_type or e.detail:
+            line += f"\n    {e.scim_type or '-'}: {e.detail}"
+        if e.client_quirks:
+            line += f"\n    absorbed: {e.client_quirks}"
+        if e.user_agent:
+            line += f"\n    client: {e.user_agent}"
+        click.echo(line)
+    if not entries:
+        click.echo("no entries" + (" (failed only)" if failed else ""))

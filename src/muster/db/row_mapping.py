@@ -1,0 +1,34 @@
+"""Rows <-> records: the only place that knows how a stored row becomes a StoredUser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row
+
+from muster.scim.records import StoredUser, TenantInfo
+
+
+def to_stored_user(row: Row[Any]) -> StoredUser:
+    return StoredUser(
+        user_id=row.id,
+        document=row.document,
+        active=row.active,
+        source=row.source,
+        created=row.created_at,
+        last_modified=row.last_modified,
+        version=row.version,
+    )
+
+
+def to_tenant_info(row: Row[Any]) -> TenantInfo:
+    return TenantInfo(
+        tenant_id=row.id,
+        slug=row.slug,
+        name=row.name,
+        plan=row.plan,
+        seat_limit=row.seat_limit,
+        seats_used=row.seats_used,
+        scim_enabled=row.scim_enabled,
+        created=row.created_at,
+    )

@@ -1,0 +1,131 @@
+"""Rows: TenantRow, ApiTokenRow, UserRow, UserEmailRow, ProvisioningLogRow; tenant_id leads every key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(36)
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TenantRow(Base):
+    """A customer account. Its id is the tenant_id every other row carries."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[str] = mapped_column(String(16))
+    seat_limit: Mapped[int] = mapped_column(Integer)
+    # Active users, kept by services/seats.py in the same transaction as each change, so a
+    # seat check is one conditional UPDATE instead of a count over the users table.
+    seats_used: Mapped[int] = mapped_column(Integer, default=0)
+    scim_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ApiTokenRow(Base):
+    """A SCIM bearer token, stored only as its SHA-256; the secret itself is never kept."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("tenant_id", "token_hash"),)
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class UserRow(Base):
+    """A person: the whole SCIM document, plus the columns we search and enforce rules on."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "user_name_key"),
+        UniqueConstraint("tenant_id", "email_key"),
+        Index(None, "tenant_id", "external_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(255))
+    user_name_key: Mapped[str] = mapped_column(String(255))  # lower-cased: caseExact=false
+    email_key: Mapped[str] = mapped_column(String(255))  # the identity email, lower-cased
+    external_id: Mapped[str | None] = mapped_column(String(255), nullable=True)  # caseExact
+    active: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(8))  # idp | local | sso
+    document: Mapped[dict[str, Any]] = mapped_column(Document)  # full SCIM JSON, no id/meta
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_modified: Mapped[datetime] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class UserEmailRow(Base):
+    """Every email value of a user, lower-cased, so `emails.value eq` is an index lookup."""
+
+    __tablename__ = "user_emails"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index(None, "tenant_id", "user_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    value_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+
+class ProvisioningLogRow(Base):
+    """One SCIM request's outcome, for the admin reading a failed Okta task."""
+
+    __tablename__ = "provisioning_log"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)  # time-ordered: newest sorts last
+    at: Mapped[datetime] = mapped_column(DateTime)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(500))
+    resource_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    resource_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    status: Mapped[int] = mapped_column(Integer)
+    scim_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    request_id: Mapped[str] = mapped_column(String(36))
+    client_quirks: Mapped[str | None] = mapped_column(String(200), nullable=True)

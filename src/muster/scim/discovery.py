@@ -1,0 +1,73 @@
+"""ServiceProviderConfig, ResourceTypes and Schemas documents (RFC 7644 §4, RFC 7643 §5-§7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scim2_models import EnterpriseUser, Group, User
+
+from muster.scim.schemas import ENTERPRISE_URN, GROUP_URN, USER_URN
+
+SPC_URN = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+RESOURCE_TYPE_URN = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
+SCHEMA_URN = "urn:ietf:params:scim:schemas:core:2.0:Schema"
+
+
+def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any]:
+    """Describe exactly what this server supports."""
+    return {
+        "schemas": [SPC_URN],
+        "documentationUri": "https://github.com/muster-idp/muster#readme",
+        "patch": {"supported": True},
+        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": True, "maxResults": max_results},
+        "changePassword": {"supported": False},
+        "sort": {"supported": False},
+        "etag": {"supported": True},
+        "authenticationSchemes": [
+            {
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "The SCIM token generated for the account, sent as "
+                "`Authorization: Bearer <token>`.",
+                "primary": True,
+            }
+        ],
+        "meta": {"resourceType": "ServiceProviderConfig",
+                 "location": f"{base_url}/ServiceProviderConfig"},
+    }
+
+
+def resource_types(base_url: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "schemas": [RESOURCE_TYPE_URN],
+            "id": "User",
+            "name": "User",
+            "endpoint": "/Users",
+            "description": "A person who may sign in",
+            "schema": USER_URN,
+            "schemaExtensions": [{"schema": ENTERPRISE_URN, "required": False}],
+            "meta": {"resourceType": "ResourceType", "location": f"{base_url}/ResourceTypes/User"},
+        },
+        {
+            "schemas": [RESOURCE_TYPE_URN],
+            "id": "Group",
+            "name": "Group",
+            "endpoint": "/Groups",
+            "description": "A group of users",
+            "schema": GROUP_URN,
+            "meta": {"resourceType": "ResourceType", "location": f"{base_url}/ResourceTypes/Group"},
+        },
+    ]
+
+
+def _schema_document(model: Any, base_url: str) -> dict[str, Any]:
+    document: dict[str, Any] = model.to_schema().model_dump(mode="json", exclude_none=True)
+    document["meta"] = {"resourceType": "Schema", "location": f"{base_url}/Schemas/{document['id']}"}
+    return document
+
+
+def schemas(base_url: str) -> list[dict[str, Any]]:
+    """The User, EnterpriseUser and Group schemas, as scim2-models defines them."""
+    return [_schema_document(m, base_url) for m in (User, EnterpriseUser, Group)]

@@ -1,0 +1,332 @@
+"""Apply a PatchOp's add/replace/remove operations to a resource document (RFC 7644 §3.5.2)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from scim2_models import Path
+from scim2_models.path import (
+    AttrPath,
+    CompareOperator,
+    Comparison,
+    FilterNode,
+    LogicalExpr,
+    LogicalOperator,
+    Not,
+    Present,
+    ValuePath,
+)
+
+from muster.errors import ScimError
+from muster.scim import client_quirks
+from muster.scim.schemas import PATCH_OP_URN, AttributeSpec
+
+_OPS = {"add", "replace", "remove"}
+
+
+@dataclass(frozen=True, slots=True)
+class PatchOperation:
+    """One operation of a PatchOp, its op name normalised to lower case."""
+
+    op: str
+    path: str | None
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """Where a document's attributes are defined: the core set and its extensions by URN."""
+
+    core_urn: str
+    core: dict[str, AttributeSpec]
+    extensions: dict[str, dict[str, AttributeSpec]]  # URN -> attributes
+    read_only: frozenset[str]  # lower-cased names the client may not target
+
+    def resolve(self, urn: str | None, attr: str) -> tuple[str | None, AttributeSpec | None]:
+        """Return (extension URN or None for core, spec) for an attribute reference."""
+        if urn is None or urn.lower() == self.core_urn.lower():
+            return None, self.core.get(attr.lower())
+        for ext_urn, attributes in self.extensions.items():
+            if ext_urn.lower() == urn.lower():
+                return ext_urn, attributes.get(attr.lower())
+        raise ScimError.invalid_path(f"{urn!r} is not a schema of this resource")
+
+
+def parse_patch(payload: Any, quirks: list[str]) -> list[PatchOperation]:
+    """Read a PatchOp body into operations; reject what RFC 7644 §3.5.2 does not allow."""
+    if not isinstance(payload, dict):
+        raise ScimError.invalid_syntax("the request body must be a JSON object")
+    schemas = payload.get("schemas")
+    if not isinstance(schemas, list) or PATCH_OP_URN not in schemas:
+        raise ScimError.invalid_value(f"schemas must be [{PATCH_OP_URN!r}]")
+    raw_ops = next((v for k, v in payload.items() if k.lower() == "operations"), None)
+    if not isinstance(raw_ops, list) or not raw_ops:
+        raise ScimError.invalid_value("Operations must be a non-empty list")
+    operations = []
+    for index, raw in enumerate(raw_ops):
+        if not isinstance(raw, dict):
+            raise ScimError.invalid_value(f"Operations[{index}] must be an object")
+        fields = {k.lower(): v for k, v in raw.items()}
+        op = fields.get("op")
+        if not isinstance(op, str) or client_quirks.entra_capitalised_op(op) not in _OPS:
+            raise ScimError.invalid_value(
+                f"Operations[{index}].op must be one of add, replace, remove (got {op!r})"
+            )
+        if op not in _OPS:
+            quirks.append(client_quirks.ENTRA_CAPITALISED_OP)
+            op = client_quirks.entra_capitalised_op(op)
+        path = fields.get("path")
+        if path is not None and (not isinstance(path, str) or not path.strip()):
+            raise ScimError.invalid_path(f"Operations[{index}].path must be a non-empty string")
+        if op != "remove" and "value" not in fields:
+            raise ScimError.invalid_value(f"Operations[{index}] ({op}) needs a value")
+        if op == "remove" and path is None:
+            raise ScimError.no_target(f"Operations[{index}]: remove needs a path")
+        operations.append(PatchOperation(op, path, fields.get("value")))
+    return operations
+
+
+def apply_operations(
+    document: dict[str, Any], operations: list[PatchOperation], schema: Schema
+) -> dict[str, Any]:
+    """Return a patched copy of the document; the original is left untouched."""
+    patched = copy.deepcopy(document)
+    for operation in operations:
+        if operation.path is None:
+            _apply_without_path(patched, operation, schema)
+        else:
+            _apply_at(patched, operation.op, operation.path, operation.value, schema)
+    return patched
+
+
+def _apply_without_path(document: dict[str, Any], operation: PatchOperation, schema: Schema) -> None:
+    # RFC 7644 §3.5.2.1/3: the value is an object of attributes. Entra also puts attribute
+    # paths ("name.givenName", "urn:...:User:employeeNumber") in its keys; both read as paths.
+    if not isinstance(operation.value, dict):
+        raise ScimError.invalid_value(f"{operation.op} without a path needs an object value")
+    for key, value in operation.value.items():
+        lowered = key.lower()
+        if lowered in schema.read_only or lowered == "schemas":
+            continue  # Okta's rename carries the read-only id; it is not a change.
+        extension = next((u for u in schema.extensions if u.lower() == lowered), None)
+        if extension is not None:
+            if not isinstance(value, dict):
+                raise ScimError.invalid_value(f"{key} must be an object")
+            for sub_key, sub_value in value.items():
+                _apply_at(document, operation.op, f"{extension}:{sub_key}", sub_value, schema)
+            continue
+        _apply_at(document, operation.op, key, value, schema)
+
+
+def _parse_path(text: str) -> Any:
+    try:
+        return Path(text).ast
+    except Exception as error:  # scim2-models raises its own exception types for bad paths
+        raise ScimError.invalid_path(f"path {text!r} is not a valid attribute path") from error
+
+
+def _apply_at(document: dict[str, Any], op: str, text: str, value: Any, schema: Schema) -> None:
+    node = _parse_path(text)
+    if isinstance(node, AttrPath):
+        attr_path, value_filter, sub_attr = node, None, node.sub_attr
+    elif isinstance(node, ValuePath):
+        attr_path, value_filter, sub_attr = node.attr_path, node.val_filter, node.sub_attr
+        if attr_path.sub_attr is not None:
+            raise ScimError.invalid_path(f"path {text!r} is not a valid attribute path")
+    else:
+        raise ScimError.invalid_path(f"path {text!r} is not a valid attribute path")
+
+    urn, spec = schema.resolve(attr_path.uri, attr_path.attr)
+    if spec is None:
+        if attr_path.attr.lower() in schema.read_only:
+            raise ScimError.mutability(f"{attr_path.attr} is read-only and cannot be changed")
+        raise ScimError.invalid_path(f"{text!r} names no attribute of this resource")
+    if spec.mutability == "readOnly" or attr_path.attr.lower() in schema.read_only:
+        raise ScimError.mutability(f"{spec.name} is read-only and cannot be changed")
+    host = document
+    if urn is not None:
+        host = document.setdefault(urn, {})
+        if not isinstance(host, dict):
+            host = document[urn] = {}
+    sub_spec = None
+    if sub_attr is not None:
+        sub_spec = spec.sub(sub_attr)
+        if sub_spec is None:
+            raise ScimError.invalid_path(f"{text!r}: {spec.name} has no sub-attribute {sub_attr!r}")
+
+    if value_filter is not None:
+        if not spec.multi_valued:
+            raise ScimError.invalid_path(f"{text!r}: a filter needs a multi-valued attribute")
+        _apply_filtered(host, op, spec, value_filter, sub_spec, value, text)
+    elif sub_spec is not None:
+        _apply_sub(host, op, spec, sub_spec, value, text)
+    else:
+        _apply_attribute(host, op, spec, value)
+    if urn is not None and not document[urn]:
+        del document[urn]
+
+
+def _apply_attribute(host: dict[str, Any], op: str, spec: AttributeSpec, value: Any) -> None:
+    if op == "remove":
+        host.pop(spec.name, None)
+        return
+    if value is None:
+        if op == "replace":
+            host.pop(spec.name, None)
+        return
+    if spec.multi_valued:
+        items = value if isinstance(value, list) else [value]
+        if op == "add":
+            current = host.get(spec.name)
+            merged = list(current) if isinstance(current, list) else []
+            merged.extend(item for item in items if item not in merged)
+            host[spec.name] = merged
+        else:
+            host[spec.name] = items
+        return
+    if spec.type == "complex" and op == "add" and isinstance(value, dict):
+        current = host.get(spec.name)
+        host[spec.name] = {**current, **value} if isinstance(current, dict) else value
+        return
+    host[spec.name] = value
+
+
+def _apply_sub(
+    host: dict[str, Any], op: str, spec: AttributeSpec, sub: AttributeSpec, value: Any, text: str
+) -> None:
+    if spec.multi_valued:
+        # "emails.value" without a filter would touch every element; RFC 7644 leaves it
+        # undefined, so we ask for a filter rather than guess.
+        raise ScimError.invalid_path(f"{text!r}: select an element with a filter, e.g. "
+                                     f'{spec.name}[type eq "work"].{sub.name}')
+    current = host.get(spec.name)
+    parent = dict(current) if isinstance(current, dict) else {}
+    if op == "remove" or value is None:
+        parent.pop(sub.name, None)
+    else:
+        parent[sub.name] = value
+    if parent:
+        host[spec.name] = parent
+    else:
+        host.pop(spec.name, None)
+
+
+def _apply_filtered(
+    host: dict[str, Any],
+    op: str,
+    spec: AttributeSpec,
+    value_filter: FilterNode,
+    sub: AttributeSpec | None,
+    value: Any,
+    text: str,
+) -> None:
+    current = host.get(spec.name)
+    items: list[Any] = list(current) if isinstance(current, list) else []
+    selected = [i for i, item in enumerate(items) if isinstance(item, dict)
+                and element_matches(item, value_filter, spec)]
+    if op == "remove":
+        if sub is None:
+            items = [item for i, item in enumerate(items) if i not in selected]
+        else:
+            for i in selected:
+                items[i] = {k: v for k, v in items[i].items() if k != sub.name}
+    elif not selected:
+        # Entra adds and replaces emails[type eq "work"].value before any work email exists
+        # (ssoready#228): build the element from the filter's equality terms.
+        seed = _element_from_filter(value_filter, spec)
+        if seed is None:
+            raise ScimError.no_target(f"{text!r} matches no value of {spec.name}")
+        if sub is not None:
+            seed[sub.name] = value
+        elif isinstance(value, dict):
+            seed.update(value)
+        else:
+            raise ScimError.invalid_value(f"{text!r} needs an object value")
+        items.append(seed)
+    else:
+        for i in selected:
+            if sub is not None:
+                items[i] = {**items[i], sub.name: value}
+            elif isinstance(value, dict):
+                items[i] = {**items[i], **value} if op == "add" else value
+            else:
+                raise ScimError.invalid_value(f"{text!r} needs an object value")
+    items = [item for item in items if item]
+    if items:
+        host[spec.name] = items
+    else:
+        host.pop(spec.name, None)
+
+
+def _element_from_filter(node: FilterNode, spec: AttributeSpec) -> dict[str, Any] | None:
+    if isinstance(node, Comparison) and node.op == CompareOperator.eq:
+        sub = spec.sub(node.attr_path.attr)
+        return {sub.name: node.value} if sub is not None else None
+    if isinstance(node, LogicalExpr) and node.op == LogicalOperator.and_:
+        seed: dict[str, Any] = {}
+        for term in node.terms:
+            part = _element_from_filter(term, spec)
+            if part is None:
+                return None
+            seed.update(part)
+        return seed
+    return None
+
+
+def element_matches(element: dict[str, Any], node: FilterNode, spec: AttributeSpec) -> bool:
+    """Evaluate a value filter (the part inside `[...]`) against one element of `spec`."""
+    if isinstance(node, LogicalExpr):
+        results = (element_matches(element, term, spec) for term in node.terms)
+        return all(results) if node.op == LogicalOperator.and_ else any(results)
+    if isinstance(node, Not):
+        return not element_matches(element, node.expr, spec)
+    if isinstance(node, Present):
+        sub = spec.sub(node.attr_path.attr)
+        return sub is not None and element.get(sub.name) not in (None, "", [])
+    if isinstance(node, Comparison):
+        sub = spec.sub(node.attr_path.attr)
+        if sub is None:
+            return False
+        return compare(element.get(sub.name), node.op, node.value, sub.case_exact)
+    return False
+
+
+def compare(actual: Any, op: CompareOperator, expected: Any, case_exact: bool) -> bool:
+    """Compare one attribute value to a filter literal, as RFC 7644 §3.4.2.2 defines."""
+    if actual is None:
+        return op == CompareOperator.ne
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        if not isinstance(expected, bool):
+            expected = client_quirks.entra_string_boolean(expected)
+        if op == CompareOperator.eq:
+            return actual is expected
+        if op == CompareOperator.ne:
+            return actual is not expected
+        return False
+    if isinstance(actual, str) and isinstance(expected, str) and not case_exact:
+        actual, expected = actual.lower(), expected.lower()
+    try:
+        match op:
+            case CompareOperator.eq:
+                return bool(actual == expected)
+            case CompareOperator.ne:
+                return bool(actual != expected)
+            case CompareOperator.co:
+                return isinstance(actual, str) and str(expected) in actual
+            case CompareOperator.sw:
+                return isinstance(actual, str) and actual.startswith(str(expected))
+            case CompareOperator.ew:
+                return isinstance(actual, str) and actual.endswith(str(expected))
+            case CompareOperator.gt:
+                return bool(actual > expected)
+            case CompareOperator.ge:
+                return bool(actual >= expected)
+            case CompareOperator.lt:
+                return bool(actual < expected)
+            case CompareOperator.le:
+                return bool(actual <= expected)
+    except TypeError:
+        return False
+    return False

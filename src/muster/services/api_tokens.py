@@ -1,0 +1,151 @@
+"""issue_scim_token (secret shown once), turn_scim_off, authenticate_token."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from muster.db.ids import new_id
+from muster.db.unit_of_work import UnitOfWork
+from muster.errors import ScimError
+from muster.scim.records import TenantInfo
+from muster.services.clock import utcnow
+from muster.services.tenants import ENTERPRISE
+
+TOKEN_PREFIX = "mst_"
+# last_used_at is written at most this often per token, so authentication stays a read.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+ENTERPRISE_ONLY = (
+    "SCIM provisioning is available on the Enterprise plan only; ask your account manager "
+    "(or support) to upgrade this account"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A new token: `secret` is the only copy there will ever be."""
+
+    secret: str
+    prefix: str
+    tenant: TenantInfo
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What may be shown about the live token later: never the secret."""
+
+    prefix: str
+    created: datetime
+    last_used: datetime | None
+
+
+def _hash(token: str) -> str:
+    # The token carries 256 random bits, so a fast unsalted SHA-256 is enough: nobody can
+    # brute-force a preimage, and unlike a password hash it costs microseconds per request.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def tenant_of_token(token: str) -> str | None:
+    """Read the tenant id embedded in a token of the form mst_<tenant hex>_<secret>."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    tenant_hex, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
+    if not sep or len(tenant_hex) != 32 or not secret:
+        return None
+    try:
+        int(tenant_hex, 16)
+    except ValueError:
+        return None
+    h = tenant_hex.lower()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def issue_scim_token(uow: UnitOfWork, slug: str) -> IssuedToken:
+    """Turn SCIM on and issue a new token; the tenant's previous token stops working at once."""
+    with uow:
+        tenant = uow.tenants.get_by_slug(slug)
+        if tenant is None:
+            raise ScimError(404, f"no tenant with slug {slug!r}")
+        if tenant.plan != ENTERPRISE:
+            raise ScimError.forbidden(ENTERPRISE_ONLY)
+        uow.bind_tenant(tenant.tenant_id)
+        now = utcnow()
+        # The tenant id travels in the token so that a lookup is scoped by tenant like every
+        # other query (and a shard can be found from the token alone); the secret is 256 bits.
+        secret = secrets.token_urlsafe(32)
+        token = f"{TOKEN_PREFIX}{tenant.tenant_id.replace('-', '')}_{secret}"
+        prefix = f"{TOKEN_PREFIX}…{secret[:8]}"
+        uow.tokens.revoke_all(now)
+        uow.tokens.add({"id": new_id(), "prefix": prefix, "token_hash": _hash(token), "created_at": now})
+        uow.tenants.change(tenant.tenant_id, scim_enabled=True)
+        refreshed = uow.tenants.get(tenant.tenant_id)
+        uow.commit()
+    assert refreshed is not None
+    return IssuedToken(secret=token, prefix=prefix, tenant=refreshed)
+
+
+def _tenant_for_change(uow: UnitOfWork, slug: str) -> TenantInfo:
+    tenant = uow.tenants.get_by_slug(slug)
+    if tenant is None:
+        raise ScimError(404, f"no tenant with slug {slug!r}")
+    uow.bind_tenant(tenant.tenant_id)
+    return tenant
+
+
+def turn_scim_off(uow: UnitOfWork, slug: str) -> int:
+    """Turn SCIM off and revoke the tenant's tokens; return how many were live."""
+    with uow:
+        tenant = _tenant_for_change(uow, slug)
+        revoked = uow.tokens.revoke_all(utcnow())
+        uow.tenants.change(tenant.tenant_id, scim_enabled=False)
+        uow.commit()
+    return revoked
+
+
+def current_token(uow: UnitOfWork) -> TokenInfo | None:
+    """Describe the tenant's live token (prefix, created, last used), never its secret."""
+    with uow.reading():
+        row = uow.tokens.current()
+    if row is None:
+        return None
+    return TokenInfo(prefix=row.prefix, created=row.created_at, last_used=row.last_used_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the tenant fixed by a bearer token."""
+
+    tenant_id: str
+    token_id: str
+
+
+def authenticate_token(uow: UnitOfWork, token: str | None) -> Principal:
+    """Resolve a bearer token to its tenant; 401 for an unknown one, 403 when SCIM is off."""
+    tenant_id = tenant_of_token(token) if token else None
+    if tenant_id is None:
+        raise ScimError.unauthorized()
+    computed = _hash(token or "")
+    with uow.reading():
+        uow.bind_tenant(tenant_id)
+        row = uow.tokens.find_active(computed)
+    # The row was found by its hash; the constant-time compare keeps any future change of the
+    # lookup (say, by prefix) from turning into a timing oracle on the secret.
+    if row is None or not hmac.compare_digest(row.token_hash, computed):
+        raise ScimError.unauthorized("the bearer token is not valid (revoked, replaced or mistyped)")
+    if row.plan != ENTERPRISE:
+        raise ScimError.forbidden(ENTERPRISE_ONLY)
+    if not row.scim_enabled:
+        raise ScimError.forbidden(
+            "SCIM provisioning is turned off for this account; an admin can turn it on under "
+            "Settings > Identity Providers > SCIM Integration"
+        )
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        with uow:
+            uow.bind_tenant(tenant_id)
+            uow.tokens.touch(row.id, now)
+            uow.commit()
+    return Principal(tenant_id=tenant_id, token_id=row.id)

@@ -1,0 +1,91 @@
+"""record_request / list_entries: what each SCIM request did, for the admin reading a failed task."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from muster.db.ids import new_id
+from muster.db.unit_of_work import UnitOfWork
+from muster.services.clock import utcnow
+
+# Prune one tenant's log every this many records per process: retention without a scheduler.
+PRUNE_EVERY = 500
+_MAX_DETAIL = 2000
+# A token or password may appear in a detail we echo (say, a query string); never keep it.
+_SECRET_RE = re.compile(r"(mst_[0-9a-fA-F]{32}_)[A-Za-z0-9_\-]+|((?:password|token)\W+)\S+", re.I)
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One provisioning log line."""
+
+    at: datetime
+    method: str
+    path: str
+    resource_type: str | None
+    resource_id: str | None
+    status: int
+    scim_type: str | None
+    detail: str | None
+    duration_ms: float
+    user_agent: str | None
+    request_id: str
+    client_quirks: str | None = None  # the client deviations Muster absorbed, comma-separated
+
+
+def redact(text: str) -> str:
+    """Blank out tokens and passwords in free text."""
+    return _SECRET_RE.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
+
+
+def record_request(
+    uow: UnitOfWork, entry: LogEntry, *, retention_days: int, max_entries: int,
+    tenant_may_not_exist: bool = False,
+) -> None:
+    """Store one request's outcome in its tenant's log, redacted, pruning now and then."""
+    detail = redact(entry.detail)[:_MAX_DETAIL] if entry.detail else None
+    values = {
+        "id": new_id(), "at": entry.at, "method": entry.method, "path": redact(entry.path)[:500],
+        "resource_type": entry.resource_type, "resource_id": entry.resource_id,
+        "status": entry.status, "scim_type": entry.scim_type, "detail": detail,
+        "duration_ms": round(entry.duration_ms, 3),
+        "user_agent": entry.user_agent[:300] if entry.user_agent else None,
+        "request_id": entry.request_id, "client_quirks": entry.client_quirks,
+    }
+    with uow:
+        assert uow.tenant_id is not None
+        if tenant_may_not_exist and uow.tenants.get(uow.tenant_id) is None:
+            return  # a token naming a tenant that does not exist: nobody to tell
+        uow.log.add(values)
+        if next(_counter) % PRUNE_EVERY == 0:
+            uow.log.prune(older_than=utcnow() - timedelta(days=retention_days), keep=max_entries)
+        uow.commit()
+
+
+def list_entries(uow: UnitOfWork, *, failed_only: bool = False, limit: int = 50) -> list[LogEntry]:
+    """Return the newest entries first."""
+    with uow.reading():
+        rows = uow.log.newest(failed_only=failed_only, limit=limit)
+    return [
+        LogEntry(
+            at=row.at, method=row.method, path=row.path, resource_type=row.resource_type,
+            resource_id=row.resource_id, status=row.status, scim_type=row.scim_type,
+            detail=row.detail, duration_ms=row.duration_ms, user_agent=row.user_agent,
+            request_id=row.request_id, client_quirks=row.client_quirks,
+        )
+        for row in rows
+    ]
+
+
+def prune(uow: UnitOfWork, *, retention_days: int, max_entries: int) -> int:
+    """Apply retention to the tenant's log now; return how many entries went."""
+    with uow:
+        removed = uow.log.prune(
+            older_than=utcnow() - timedelta(days=retention_days), keep=max_entries
+        )
+        uow.commit()
+    return removed

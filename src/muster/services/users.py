@@ -1,0 +1,180 @@
+"""create_user, get_user, list_users, replace_user, patch_user, delete_user (RFC 7644 §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from muster.db.filter_sql import user_filter
+from muster.db.ids import new_id
+from muster.db.unit_of_work import UnitOfWork
+from muster.errors import ScimError
+from muster.scim import patching, versioning
+from muster.scim.listing import ListQuery
+from muster.scim.records import StoredUser
+from muster.scim.resources import UserInput, identity_email, parse_user
+from muster.scim.schemas import ENTERPRISE_ATTRIBUTES, ENTERPRISE_URN, USER_ATTRIBUTES, USER_URN
+from muster.services import seats
+from muster.services.clock import utcnow
+
+USER_SCHEMA = patching.Schema(
+    core_urn=USER_URN,
+    core=USER_ATTRIBUTES,
+    extensions={ENTERPRISE_URN: ENTERPRISE_ATTRIBUTES},
+    read_only=frozenset({"id", "meta", "groups"}),
+)
+IDENTITY_CHANGE = (
+    "{attribute} cannot be changed through provisioning: Muster identifies each person by "
+    "their email address. To change it, delete the user in Muster and have them sign in "
+    "with the new address."
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A written user and the client quirks absorbed on the way, for the provisioning log."""
+
+    user: StoredUser
+    quirks: list[str]
+    created: bool = False
+
+
+def _stored(user_id: str, incoming: UserInput, active: bool, source: str,
+            created: Any, now: Any, version: int) -> StoredUser:
+    return StoredUser(user_id, incoming.document, active, source, created, now, version)
+
+
+def _columns(incoming: UserInput, active: bool, now: Any, version: int) -> dict[str, Any]:
+    incoming.document["active"] = active
+    return {
+        "user_name": incoming.user_name,
+        "user_name_key": incoming.user_name_key,
+        "email_key": incoming.email_key,
+        "external_id": incoming.external_id,
+        "active": active,
+        "document": incoming.document,
+        "last_modified": now,
+        "version": version,
+    }
+
+
+def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcome:
+    """Create a user, or revive the deactivated one holding the same userName or email."""
+    incoming = parse_user(payload)
+    active = incoming.active is not False
+    with uow:
+        holders = uow.users.find_holders(incoming.user_name_key, incoming.email_key)
+        for _, is_active, user_name_key, _ in holders:
+            if is_active:
+                taken = "userName" if user_name_key == incoming.user_name_key else "email address"
+                raise ScimError.uniqueness(taken)
+        if len(holders) > 1:
+            # The userName belongs to one deactivated user and the email to another.
+            raise ScimError.uniqueness("email address")
+        now = utcnow()
+        if holders:
+            # Okta and others create again instead of reactivating after a re-assignment
+            # (better-auth#11111): the deactivated user comes back with the same id.
+            user_id = holders[0][0]
+            current = uow.users.get(user_id, for_update=True)
+            assert current is not None
+            if active:
+                seats.claim_seat(uow)
+            version = current.version + 1
+            uow.users.change(user_id, {**_columns(incoming, active, now, version), "source": source},
+                             incoming.emails)
+            user = _stored(user_id, incoming, active, source, current.created, now, version)
+        else:
+            if active:
+                seats.claim_seat(uow)
+            user_id = new_id()
+            values = _columns(incoming, active, now, 1)
+            uow.users.add({**values, "id": user_id, "source": source, "created_at": now},
+                          incoming.emails)
+            user = _stored(user_id, incoming, active, source, now, now, 1)
+        uow.commit()
+    return Outcome(user, incoming.quirks, created=True)
+
+
+def get_user(uow: UnitOfWork, user_id: str) -> StoredUser:
+    """Return one user of the tenant; another tenant's id is simply not found."""
+    with uow.reading():
+        user = uow.users.get(user_id)
+    if user is None:
+        raise ScimError.not_found("User", user_id)
+    return user
+
+
+def list_users(uow: UnitOfWork, query: ListQuery) -> tuple[int, list[StoredUser]]:
+    """Return (total matches, one page) for a filter, in creation order."""
+    where = user_filter(query.filter) if query.filter is not None else None
+    with uow.reading():
+        return uow.users.search(where, offset=query.offset, limit=query.count)
+
+
+def _require_same_identity(current: StoredUser, incoming: UserInput) -> None:
+    # Product rule: the email address is the person's identity, and userName follows it.
+    # A change of letter case only is not a change of identity.
+    if incoming.user_name_key != str(current.document.get("userName", "")).lower():
+        raise ScimError.mutability(IDENTITY_CHANGE.format(attribute="userName"))
+    if incoming.email_key != identity_email(current.document).lower():
+        raise ScimError.mutability(IDENTITY_CHANGE.format(attribute="The email address"))
+
+
+def _rewrite(uow: UnitOfWork, current: StoredUser, incoming: UserInput, active: bool) -> StoredUser:
+    _require_same_identity(current, incoming)
+    seats.move_seat(uow, was_active=current.active, is_active=active)
+    now = utcnow()
+    version = current.version + 1
+    current_emails = {e.get("value", "").lower() for e in current.document.get("emails", [])}
+    current_emails.add(identity_email(current.document).lower())
+    emails = incoming.emails if incoming.emails != current_emails else None
+    if not uow.users.change(current.user_id, _columns(incoming, active, now, version), emails):
+        raise ScimError.not_found("User", current.user_id)
+    return _stored(current.user_id, incoming, active, current.source, current.created, now, version)
+
+
+def replace_user(uow: UnitOfWork, user_id: str, payload: Any, *, if_match: str | None) -> Outcome:
+    """Replace a user's attributes (RFC 7644 §3.5.1); read-only ones in the body are ignored."""
+    incoming = parse_user(payload)
+    with uow:
+        current = uow.users.get(user_id, for_update=True)
+        if current is None:
+            raise ScimError.not_found("User", user_id)
+        versioning.require_match(current.version, if_match)
+        # A PUT without `active` keeps the current state rather than silently toggling a seat.
+        active = current.active if incoming.active is None else incoming.active
+        user = _rewrite(uow, current, incoming, active)
+        uow.commit()
+    return Outcome(user, incoming.quirks)
+
+
+def patch_user(uow: UnitOfWork, user_id: str, payload: Any, *, if_match: str | None) -> Outcome:
+    """Apply a PatchOp to a user (RFC 7644 §3.5.2), all operations or none."""
+    quirks: list[str] = []
+    operations = patching.parse_patch(payload, quirks)
+    with uow:
+        current = uow.users.get(user_id, for_update=True)
+        if current is None:
+            raise ScimError.not_found("User", user_id)
+        versioning.require_match(current.version, if_match)
+        patched = patching.apply_operations(current.document, operations, USER_SCHEMA)
+        incoming = parse_user(patched, require_schemas=False)
+        active = incoming.active if incoming.active is not None else current.active
+        user = _rewrite(uow, current, incoming, active)
+        uow.commit()
+    return Outcome(user, quirks + incoming.quirks)
+
+
+def delete_user(uow: UnitOfWork, user_id: str, *, if_match: str | None = None) -> None:
+    """Delete a user for good; an active user's seat is freed."""
+    with uow:
+        current = uow.users.get(user_id, for_update=True)
+        if current is None:
+            raise ScimError.not_found("User", user_id)
+        versioning.require_match(current.version, if_match)
+        uow.users.remove(user_id)
+        if current.active:
+            seats.release_seat(uow)
+        uow.commit()
+

@@ -1,0 +1,1 @@
+"""HTTP: turns requests into service calls and results into responses, nothing else."""

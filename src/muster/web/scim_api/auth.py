@@ -1,0 +1,35 @@
+"""Bearer token -> Principal (the tenant, fixed once per request); 401 otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from muster.db.unit_of_work import UnitOfWork
+from muster.errors import ScimError
+from muster.services.api_tokens import Principal, authenticate_token, tenant_of_token
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """Read `Authorization: Bearer <token>`; anything else is no token at all."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
+def authenticate(
+    authorization: str | None, platform_uow: Callable[[], UnitOfWork]
+) -> Principal:
+    """Resolve the request's bearer token; raises ScimError 401/403."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise ScimError.unauthorized("send the SCIM token as `Authorization: Bearer <token>`")
+    return authenticate_token(platform_uow(), token)
+
+
+def claimed_tenant(authorization: str | None) -> str | None:
+    """The tenant a (possibly invalid) token names, so its owner's log shows the refusal."""
+    token = bearer_token(authorization)
+    return tenant_of_token(token) if token else None

@@ -1,0 +1,88 @@
+"""ScimRequest: a handler's view of one request (tenant, body, query, preconditions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import orjson
+from starlette.requests import Request
+
+from muster.db.unit_of_work import UnitOfWork
+from muster.errors import ScimError
+from muster.web.scim_api.pipeline import ScimContext, context_of
+from muster.web.wiring import Wiring
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class ScimRequest:
+    """Reads what a SCIM handler needs; the tenant was fixed by the pipeline from the token."""
+
+    __slots__ = ("context", "request", "wiring")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.context: ScimContext = context_of(request.scope)
+        self.wiring: Wiring = request.app.state.wiring
+
+    @classmethod
+    def of(cls, request: Request) -> ScimRequest:
+        return cls(request)
+
+    @property
+    def base_url(self) -> str:
+        return self.context.base_url
+
+    @property
+    def if_match(self) -> str | None:
+        return self.request.headers.get("if-match")
+
+    @property
+    def if_none_match(self) -> str | None:
+        return self.request.headers.get("if-none-match")
+
+    @property
+    def params(self) -> dict[str, str]:
+        # SCIM query parameter names are case-insensitive in practice (startindex, Count).
+        canonical = {"filter": "filter", "startindex": "startIndex", "count": "count",
+                     "attributes": "attributes", "excludedattributes": "excludedAttributes",
+                     "sortby": "sortBy", "sortorder": "sortOrder", "cursor": "cursor"}
+        return {canonical.get(k.lower(), k): v for k, v in self.request.query_params.items()}
+
+    def uow(self) -> UnitOfWork:
+        return self.wiring.uow_factory(self.context.tenant_id)
+
+    def run(self, service: Callable[Concatenate[UnitOfWork, P], T], *args: P.args,
+            **kwargs: P.kwargs) -> T:
+        """Call a service with this tenant's unit of work."""
+        return service(self.uow(), *args, **kwargs)
+
+    def note(self, *, resource_id: str | None = None, quirks: list[str] | None = None) -> None:
+        """Tell the provisioning log which resource this was and which quirks were absorbed."""
+        if resource_id is not None:
+            self.context.resource_id = resource_id
+        if quirks:
+            self.context.quirks.extend(quirks)
+
+    async def json(self) -> Any:
+        """Read and parse the JSON body; 413 over the limit, 400 invalidSyntax when malformed."""
+        limit = self.wiring.settings.max_body_bytes
+        declared = self.request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ScimError.payload_too_large(limit)
+        chunks = []
+        size = 0
+        async for chunk in self.request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ScimError.payload_too_large(limit)
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not raw.strip():
+            raise ScimError.invalid_syntax("the request body is empty; send a JSON object")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise ScimError.invalid_syntax(f"the request body is not valid JSON: {error}") from None

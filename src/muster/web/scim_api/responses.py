@@ -1,0 +1,78 @@
+"""scim_response / error_response: resources and RFC 7644 §3.12 errors as application/scim+json."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from muster.errors import ScimError
+from muster.scim.records import StoredUser
+from muster.scim.schemas import ERROR_URN
+from muster.scim.versioning import etag
+
+MEDIA_TYPE = "application/scim+json"
+
+
+class ScimResponse(Response):
+    """A JSON body serialised with orjson, sent as application/scim+json; charset=utf-8."""
+
+    media_type = "application/scim+json; charset=utf-8"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def user_body(user: StoredUser, base_url: str) -> dict[str, Any]:
+    """The User resource as served: the stored document plus id and meta."""
+    document = user.document
+    body: dict[str, Any] = {"schemas": document["schemas"], "id": user.user_id}
+    for key, value in document.items():
+        if key != "schemas":
+            body[key] = value
+    body["meta"] = {
+        "resourceType": "User",
+        "created": _timestamp(user.created),
+        "lastModified": _timestamp(user.last_modified),
+        "location": f"{base_url}/Users/{user.user_id}",
+        "version": etag(user.version),
+    }
+    return body
+
+
+def scim_response(
+    body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> ScimResponse:
+    return ScimResponse(body, status_code=status, headers=headers)
+
+
+def user_response(user: StoredUser, base_url: str, *, status: int = 200) -> ScimResponse:
+    """Answer with one user, its ETag and, on creation, its Location."""
+    body = user_body(user, base_url)
+    headers = {"ETag": body["meta"]["version"]}
+    if status == 201:
+        headers["Location"] = body["meta"]["location"]
+    return ScimResponse(body, status_code=status, headers=headers)
+
+
+def error_body(error: ScimError) -> dict[str, Any]:
+    body: dict[str, Any] = {"schemas": [ERROR_URN], "status": str(error.status)}
+    if error.scim_type is not None:
+        body["scimType"] = error.scim_type.value
+    body["detail"] = error.detail
+    return body
+
+
+def error_response(error: ScimError) -> ScimResponse:
+    """Render a ScimError; 401s tell the client to use a bearer token (RFC 6750 §3)."""
+    headers = {}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="muster-scim"'
+    return ScimResponse(error_body(error), status_code=error.status, headers=headers)

@@ -1,0 +1,41 @@
+"""The /scim/v2 route table, wrapped in the ScimPipeline."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp
+
+from muster.errors import ScimError
+from muster.web.scim_api import discovery, groups, users
+from muster.web.scim_api.pipeline import ScimPipeline
+from muster.web.wiring import Wiring
+
+
+async def not_implemented(request: Request) -> Response:
+    raise ScimError.not_implemented(f"{request.url.path.rsplit('/', 1)[-1]} is not supported")
+
+
+def scim_app(wiring: Wiring) -> ASGIApp:
+    """Build the /scim/v2 application."""
+    routes = [
+        Route("/Users", users.list_users, methods=["GET"]),
+        Route("/Users", users.create_user, methods=["POST"]),
+        Route("/Users/{user_id}", users.get_user, methods=["GET"]),
+        Route("/Users/{user_id}", users.replace_user, methods=["PUT"]),
+        Route("/Users/{user_id}", users.patch_user, methods=["PATCH"]),
+        Route("/Users/{user_id}", users.delete_user, methods=["DELETE"]),
+        Route("/Groups", groups.list_groups, methods=["GET"]),
+        Route("/Groups", groups.groups_not_supported, methods=["POST"]),
+        Route("/Groups/{group_id}", groups.groups_not_supported,
+              methods=["GET", "PUT", "PATCH", "DELETE"]),
+        Route("/ServiceProviderConfig", discovery.get_service_provider_config, methods=["GET"]),
+        Route("/ResourceTypes", discovery.list_resource_types, methods=["GET"]),
+        Route("/ResourceTypes/{resource_type}", discovery.get_resource_type, methods=["GET"]),
+        Route("/Schemas", discovery.list_schemas, methods=["GET"]),
+        Route("/Schemas/{schema_id:path}", discovery.get_schema, methods=["GET"]),
+        Route("/Bulk", not_implemented, methods=["POST"]),
+        Route("/Me", not_implemented, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    ]
+    return ScimPipeline(Router(routes), wiring)

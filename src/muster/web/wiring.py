@@ -1,0 +1,17 @@
+"""Wiring: what create_app hands to the web layer (settings and the unit-of-work factory)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from muster.config import Settings
+from muster.db.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """The web layer's only handle on the rest of Muster."""
+
+    settings: Settings
+    uow_factory: Callable[[str | None], UnitOfWork]
