@@ -22,8 +22,9 @@ async def healthz(request: Request) -> Response:
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Starlette:
     """Build Muster's web application; the database must already be migrated."""
     settings = settings or Settings()
-    engine = engine or make_engine(settings.database_url,
-                                   sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    engine = engine or make_engine(
+        settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
 
     def uow_factory(tenant_id: str | None) -> UnitOfWork:
         return UnitOfWork(engine, tenant_id)

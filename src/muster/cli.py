@@ -28,8 +28,10 @@ class Context:
     @property
     def engine(self) -> Any:
         if self._engine is None:
-            self._engine = make_engine(self.settings.database_url,
-                                       sqlite_busy_timeout_ms=self.settings.sqlite_busy_timeout_ms)
+            self._engine = make_engine(
+                self.settings.database_url,
+                sqlite_busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
+            )
         return self._engine
 
     def uow(self, tenant_id: str | None = None) -> UnitOfWork:
@@ -75,11 +77,19 @@ def serve(ctx: Context, host: str, port: int) -> None:
     schema.upgrade(ctx.engine)
     if ctx.settings.create_demo_tenant and tenants.is_empty(ctx.uow()):
         tenants.create_tenant(ctx.uow(), "demo", name="Demo", plan="enterprise", seats=25)
-        click.echo("Created the tenant `demo` (Enterprise plan, 25 seats). Get its SCIM token with:")
+        click.echo(
+            "Created the tenant `demo` (Enterprise plan, 25 seats). Get its SCIM token with:"
+        )
         click.echo("    muster scim-token demo")
     click.echo(f"SCIM base URL: http://{host}:{port}/scim/v2")
-    uvicorn.run(create_app(ctx.settings, engine=ctx.engine), host=host, port=port,
-                log_level="warning", loop="auto", http="auto")
+    uvicorn.run(
+        create_app(ctx.settings, engine=ctx.engine),
+        host=host,
+        port=port,
+        log_level="warning",
+        loop="auto",
+        http="auto",
+    )
 
 
 @main.group()
@@ -109,8 +119,7 @@ def tenant() -> None:
 
 def _describe(t: Any) -> str:
     scim = "on" if t.scim_enabled else "off"
-    return (f"{t.slug}\t{t.name}\tplan={t.plan}\tseats={t.seats_used}/{t.seat_limit}\t"
-            f"scim={scim}")
+    return f"{t.slug}\t{t.name}\tplan={t.plan}\tseats={t.seats_used}/{t.seat_limit}\tscim={scim}"
 
 
 @tenant.command("create")
@@ -153,8 +162,9 @@ def scim_token(ctx: Context, slug: str) -> None:
     """Turn SCIM on for SLUG and issue a new token (printed once, on the last line)."""
     issued = api_tokens.issue_scim_token(ctx.uow(), slug)
     click.echo(f"SCIM is on for {slug}. Any previous token has stopped working.", err=True)
-    click.echo("Paste this token into your identity provider now; it will not be shown again:",
-               err=True)
+    click.echo(
+        "Paste this token into your identity provider now; it will not be shown again:", err=True
+    )
     click.echo(issued.secret)
 
 
@@ -177,11 +187,14 @@ def scim_off(ctx: Context, slug: str) -> None:
 def log(ctx: Context, slug: str, failed: bool, limit: int) -> None:
     """Print SLUG's provisioning log, newest first."""
     found = tenants.get_tenant(ctx.uow(), slug)
-    entries = provisioning_log.list_entries(ctx.uow(found.tenant_id), failed_only=failed,
-                                            limit=limit)
+    entries = provisioning_log.list_entries(
+        ctx.uow(found.tenant_id), failed_only=failed, limit=limit
+    )
     for e in entries:
-        line = (f"{e.at.isoformat(timespec='seconds')}Z  {e.status}  {e.method:6} {e.path}"
-                f"  {e.duration_ms:.1f}ms")
+        line = (
+            f"{e.at.isoformat(timespec='seconds')}Z  {e.status}  {e.method:6} {e.path}"
+            f"  {e.duration_ms:.1f}ms"
+        )
         if e.scim_type or e.detail:
             line += f"\n    {e.scim_type or '-'}: {e.detail}"
         if e.client_quirks:

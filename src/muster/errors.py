@@ -88,4 +88,3 @@ class ScimError(Exception):
     @classmethod
     def not_implemented(cls, detail: str) -> Self:
         return cls(501, detail)
-

@@ -37,7 +37,10 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000) -> Engine:
     }
     if parsed.get_backend_name() == "sqlite":
         in_memory = parsed.database in (None, "", ":memory:")
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": sqlite_busy_timeout_ms / 1000}
+        kwargs["connect_args"] = {
+            "check_same_thread": False,
+            "timeout": sqlite_busy_timeout_ms / 1000,
+        }
         if in_memory:
             # One shared connection, or each checkout would see its own empty database.
             kwargs["poolclass"] = StaticPool

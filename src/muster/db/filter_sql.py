@@ -1,9 +1,9 @@
-"""FilterExpr -> SQLAlchemy where-clause over the users table; unknown attribute -> invalidFilter."""
+"""Filter tree -> where-clause over the users table; unknown attribute -> invalidFilter."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from scim2_models.path import (
     AttrPath,
@@ -16,15 +16,15 @@ from scim2_models.path import (
     Present,
     ValuePath,
 )
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Table, and_, exists, func, not_, or_, select, true
 
 from muster.db.tables import UserEmailRow, UserRow
 from muster.errors import ScimError
 from muster.scim import client_quirks
 from muster.scim.schemas import ENTERPRISE_ATTRIBUTES, ENTERPRISE_URN, USER_ATTRIBUTES, USER_URN
 
-users = UserRow.__table__
-user_emails = UserEmailRow.__table__
+users = cast(Table, UserRow.__table__)
+user_emails = cast(Table, UserEmailRow.__table__)
 
 Op = CompareOperator
 
@@ -132,7 +132,7 @@ def _date_op(column: Any, op: Op, value: Any) -> ColumnElement[bool]:
     }
     if op not in comparisons:
         raise ScimError.invalid_filter(f"{op.value} does not apply to a date-time")
-    return comparisons[op]  # type: ignore[return-value]
+    return cast(ColumnElement[bool], comparisons[op])
 
 
 def _document_spec(path: AttrPath) -> tuple[list[str], bool, str]:
@@ -173,14 +173,17 @@ def _present(path: AttrPath) -> ColumnElement[bool]:
     if name in ("username", "id"):
         return true()
     if name in ("emails", "emails.value"):
-        return exists(select(1).where(user_emails.c.tenant_id == users.c.tenant_id,
-                                      user_emails.c.user_id == users.c.id))
+        return exists(
+            select(1).where(
+                user_emails.c.tenant_id == users.c.tenant_id, user_emails.c.user_id == users.c.id
+            )
+        )
     if name == "externalid":
         return users.c.external_id.is_not(None)
     if name == "active":
         return true()
     keys, _, _ = _document_spec(path)
-    return users.c.document[tuple(keys)].as_string().is_not(None)
+    return cast(ColumnElement[bool], users.c.document[tuple(keys)].as_string().is_not(None))
 
 
 def _value_path(node: ValuePath) -> ColumnElement[bool]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Table,
     and_,
     delete,
     func,
@@ -23,11 +24,11 @@ from muster.db.tables import ApiTokenRow, ProvisioningLogRow, TenantRow, UserEma
 from muster.errors import ScimError
 from muster.scim.records import StoredUser, TenantInfo
 
-tenants = TenantRow.__table__
-api_tokens = ApiTokenRow.__table__
-users = UserRow.__table__
-user_emails = UserEmailRow.__table__
-provisioning_log = ProvisioningLogRow.__table__
+tenants = cast(Table, TenantRow.__table__)
+api_tokens = cast(Table, ApiTokenRow.__table__)
+users = cast(Table, UserRow.__table__)
+user_emails = cast(Table, UserEmailRow.__table__)
+provisioning_log = cast(Table, ProvisioningLogRow.__table__)
 
 _USER_COLUMNS = (
     users.c.id,
@@ -228,16 +229,14 @@ class UserRepository:
         """Return (total matches, one page in id order, which is creation order)."""
         condition = self._scope if where is None else and_(self._scope, where)
         total = int(
-            self._conn.execute(select(func.count()).select_from(users).where(condition)).scalar_one()
+            self._conn.execute(
+                select(func.count()).select_from(users).where(condition)
+            ).scalar_one()
         )
         if limit == 0 or offset >= total:
             return total, []
         rows = self._conn.execute(
-            select(*_USER_COLUMNS)
-            .where(condition)
-            .order_by(users.c.id)
-            .offset(offset)
-            .limit(limit)
+            select(*_USER_COLUMNS).where(condition).order_by(users.c.id).offset(offset).limit(limit)
         )
         return total, [to_stored_user(row) for row in rows]
 

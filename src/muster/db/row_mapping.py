@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row
-
 from muster.scim.records import StoredUser, TenantInfo
 
 
-def to_stored_user(row: Row[Any]) -> StoredUser:
+def to_stored_user(row: Any) -> StoredUser:
     return StoredUser(
         user_id=row.id,
         document=row.document,
@@ -21,7 +19,7 @@ def to_stored_user(row: Row[Any]) -> StoredUser:
     )
 
 
-def to_tenant_info(row: Row[Any]) -> TenantInfo:
+def to_tenant_info(row: Any) -> TenantInfo:
     return TenantInfo(
         tenant_id=row.id,
         slug=row.slug,

@@ -1,4 +1,4 @@
-"""Rows: TenantRow, ApiTokenRow, UserRow, UserEmailRow, ProvisioningLogRow; tenant_id leads every key."""
+"""Rows: tenants, tokens, users, their emails, the provisioning log; tenant_id leads every key."""
 
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ class ApiTokenRow(Base):
     __tablename__ = "api_tokens"
     __table_args__ = (UniqueConstraint("tenant_id", "token_hash"),)
 
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     prefix: Mapped[str] = mapped_column(String(32))
     token_hash: Mapped[str] = mapped_column(String(64))
@@ -80,7 +82,9 @@ class UserRow(Base):
         Index(None, "tenant_id", "external_id"),
     )
 
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     user_name: Mapped[str] = mapped_column(String(255))
     user_name_key: Mapped[str] = mapped_column(String(255))  # lower-cased: caseExact=false
@@ -115,7 +119,9 @@ class ProvisioningLogRow(Base):
 
     __tablename__ = "provisioning_log"
 
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
     id: Mapped[str] = mapped_column(ID, primary_key=True)  # time-ordered: newest sorts last
     at: Mapped[datetime] = mapped_column(DateTime)
     method: Mapped[str] = mapped_column(String(8))

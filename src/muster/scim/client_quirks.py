@@ -39,7 +39,7 @@ def entra_manager_as_string(value: Any) -> dict[str, Any] | None:
 
 
 def entra_manager_as_list(value: Any) -> Any:
-    """Entra wraps the single-valued `manager` in a one-element array (Entra tutorial, example 4)."""
+    """Entra wraps the single-valued `manager` in a one-element array (tutorial, example 4)."""
     if isinstance(value, list) and len(value) == 1:
         return value[0]
     return None

@@ -33,8 +33,10 @@ def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any
                 "primary": True,
             }
         ],
-        "meta": {"resourceType": "ServiceProviderConfig",
-                 "location": f"{base_url}/ServiceProviderConfig"},
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": f"{base_url}/ServiceProviderConfig",
+        },
     }
 
 
@@ -64,7 +66,10 @@ def resource_types(base_url: str) -> list[dict[str, Any]]:
 
 def _schema_document(model: Any, base_url: str) -> dict[str, Any]:
     document: dict[str, Any] = model.to_schema().model_dump(mode="json", exclude_none=True)
-    document["meta"] = {"resourceType": "Schema", "location": f"{base_url}/Schemas/{document['id']}"}
+    document["meta"] = {
+        "resourceType": "Schema",
+        "location": f"{base_url}/Schemas/{document['id']}",
+    }
     return document
 
 

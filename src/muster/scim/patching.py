@@ -101,7 +101,9 @@ def apply_operations(
     return patched
 
 
-def _apply_without_path(document: dict[str, Any], operation: PatchOperation, schema: Schema) -> None:
+def _apply_without_path(
+    document: dict[str, Any], operation: PatchOperation, schema: Schema
+) -> None:
     # RFC 7644 §3.5.2.1/3: the value is an object of attributes. Entra also puts attribute
     # paths ("name.givenName", "urn:...:User:employeeNumber") in its keys; both read as paths.
     if not isinstance(operation.value, dict):
@@ -199,8 +201,10 @@ def _apply_sub(
     if spec.multi_valued:
         # "emails.value" without a filter would touch every element; RFC 7644 leaves it
         # undefined, so we ask for a filter rather than guess.
-        raise ScimError.invalid_path(f"{text!r}: select an element with a filter, e.g. "
-                                     f'{spec.name}[type eq "work"].{sub.name}')
+        raise ScimError.invalid_path(
+            f"{text!r}: select an element with a filter, e.g. "
+            f'{spec.name}[type eq "work"].{sub.name}'
+        )
     current = host.get(spec.name)
     parent = dict(current) if isinstance(current, dict) else {}
     if op == "remove" or value is None:
@@ -224,8 +228,11 @@ def _apply_filtered(
 ) -> None:
     current = host.get(spec.name)
     items: list[Any] = list(current) if isinstance(current, list) else []
-    selected = [i for i, item in enumerate(items) if isinstance(item, dict)
-                and element_matches(item, value_filter, spec)]
+    selected = [
+        i
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and element_matches(item, value_filter, spec)
+    ]
     if op == "remove":
         if sub is None:
             items = [item for i, item in enumerate(items) if i not in selected]

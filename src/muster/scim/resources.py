@@ -99,11 +99,13 @@ def parse_user(payload: Any, *, require_schemas: bool = True) -> UserInput:
 
 
 def identity_email(document: dict[str, Any]) -> str:
-    """Return the person's identity: primary email, else first work email, else an email userName."""
+    """Return the identity email: the primary one, else the first work one, else the userName."""
     emails = [e for e in document.get("emails", []) if isinstance(e.get("value"), str)]
     chosen = next((e["value"] for e in emails if e.get("primary") is True), None)
     if chosen is None:
-        chosen = next((e["value"] for e in emails if str(e.get("type", "")).lower() == "work"), None)
+        chosen = next(
+            (e["value"] for e in emails if str(e.get("type", "")).lower() == "work"), None
+        )
     if chosen is None:
         user_name = document.get("userName", "")
         if isinstance(user_name, str) and _EMAIL_RE.match(user_name):

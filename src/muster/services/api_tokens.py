@@ -79,7 +79,9 @@ def issue_scim_token(uow: UnitOfWork, slug: str) -> IssuedToken:
         token = f"{TOKEN_PREFIX}{tenant.tenant_id.replace('-', '')}_{secret}"
         prefix = f"{TOKEN_PREFIX}…{secret[:8]}"
         uow.tokens.revoke_all(now)
-        uow.tokens.add({"id": new_id(), "prefix": prefix, "token_hash": _hash(token), "created_at": now})
+        uow.tokens.add(
+            {"id": new_id(), "prefix": prefix, "token_hash": _hash(token), "created_at": now}
+        )
         uow.tenants.change(tenant.tenant_id, scim_enabled=True)
         refreshed = uow.tenants.get(tenant.tenant_id)
         uow.commit()
@@ -134,7 +136,9 @@ def authenticate_token(uow: UnitOfWork, token: str | None) -> Principal:
     # The row was found by its hash; the constant-time compare keeps any future change of the
     # lookup (say, by prefix) from turning into a timing oracle on the secret.
     if row is None or not hmac.compare_digest(row.token_hash, computed):
-        raise ScimError.unauthorized("the bearer token is not valid (revoked, replaced or mistyped)")
+        raise ScimError.unauthorized(
+            "the bearer token is not valid (revoked, replaced or mistyped)"
+        )
     if row.plan != ENTERPRISE:
         raise ScimError.forbidden(ENTERPRISE_ONLY)
     if not row.scim_enabled:

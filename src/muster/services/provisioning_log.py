@@ -1,4 +1,4 @@
-"""record_request / list_entries: what each SCIM request did, for the admin reading a failed task."""
+"""record_request / list_entries: each SCIM request's outcome, for an admin reading a failure."""
 
 from __future__ import annotations
 
@@ -43,18 +43,29 @@ def redact(text: str) -> str:
 
 
 def record_request(
-    uow: UnitOfWork, entry: LogEntry, *, retention_days: int, max_entries: int,
+    uow: UnitOfWork,
+    entry: LogEntry,
+    *,
+    retention_days: int,
+    max_entries: int,
     tenant_may_not_exist: bool = False,
 ) -> None:
     """Store one request's outcome in its tenant's log, redacted, pruning now and then."""
     detail = redact(entry.detail)[:_MAX_DETAIL] if entry.detail else None
     values = {
-        "id": new_id(), "at": entry.at, "method": entry.method, "path": redact(entry.path)[:500],
-        "resource_type": entry.resource_type, "resource_id": entry.resource_id,
-        "status": entry.status, "scim_type": entry.scim_type, "detail": detail,
+        "id": new_id(),
+        "at": entry.at,
+        "method": entry.method,
+        "path": redact(entry.path)[:500],
+        "resource_type": entry.resource_type,
+        "resource_id": entry.resource_id,
+        "status": entry.status,
+        "scim_type": entry.scim_type,
+        "detail": detail,
         "duration_ms": round(entry.duration_ms, 3),
         "user_agent": entry.user_agent[:300] if entry.user_agent else None,
-        "request_id": entry.request_id, "client_quirks": entry.client_quirks,
+        "request_id": entry.request_id,
+        "client_quirks": entry.client_quirks,
     }
     with uow:
         assert uow.tenant_id is not None
@@ -72,10 +83,18 @@ def list_entries(uow: UnitOfWork, *, failed_only: bool = False, limit: int = 50)
         rows = uow.log.newest(failed_only=failed_only, limit=limit)
     return [
         LogEntry(
-            at=row.at, method=row.method, path=row.path, resource_type=row.resource_type,
-            resource_id=row.resource_id, status=row.status, scim_type=row.scim_type,
-            detail=row.detail, duration_ms=row.duration_ms, user_agent=row.user_agent,
-            request_id=row.request_id, client_quirks=row.client_quirks,
+            at=row.at,
+            method=row.method,
+            path=row.path,
+            resource_type=row.resource_type,
+            resource_id=row.resource_id,
+            status=row.status,
+            scim_type=row.scim_type,
+            detail=row.detail,
+            duration_ms=row.duration_ms,
+            user_agent=row.user_agent,
+            request_id=row.request_id,
+            client_quirks=row.client_quirks,
         )
         for row in rows
     ]

@@ -28,7 +28,11 @@ def _check_seats(seats: int) -> None:
 
 
 def create_tenant(
-    uow: UnitOfWork, slug: str, *, name: str | None = None, plan: str = "free",
+    uow: UnitOfWork,
+    slug: str,
+    *,
+    name: str | None = None,
+    plan: str = "free",
     seats: int = DEFAULT_SEATS,
 ) -> TenantInfo:
     """Create a customer account; SCIM stays off until a token is issued."""
@@ -43,8 +47,13 @@ def create_tenant(
         tenant_id = new_id()
         uow.tenants.add(
             {
-                "id": tenant_id, "slug": slug, "name": name or slug, "plan": plan,
-                "seat_limit": seats, "seats_used": 0, "scim_enabled": False,
+                "id": tenant_id,
+                "slug": slug,
+                "name": name or slug,
+                "plan": plan,
+                "seat_limit": seats,
+                "seats_used": 0,
+                "scim_enabled": False,
                 "created_at": utcnow(),
             }
         )

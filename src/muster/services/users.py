@@ -39,8 +39,15 @@ class Outcome:
     created: bool = False
 
 
-def _stored(user_id: str, incoming: UserInput, active: bool, source: str,
-            created: Any, now: Any, version: int) -> StoredUser:
+def _stored(
+    user_id: str,
+    incoming: UserInput,
+    active: bool,
+    source: str,
+    created: Any,
+    now: Any,
+    version: int,
+) -> StoredUser:
     return StoredUser(user_id, incoming.document, active, source, created, now, version)
 
 
@@ -81,16 +88,20 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
             if active:
                 seats.claim_seat(uow)
             version = current.version + 1
-            uow.users.change(user_id, {**_columns(incoming, active, now, version), "source": source},
-                             incoming.emails)
+            uow.users.change(
+                user_id,
+                {**_columns(incoming, active, now, version), "source": source},
+                incoming.emails,
+            )
             user = _stored(user_id, incoming, active, source, current.created, now, version)
         else:
             if active:
                 seats.claim_seat(uow)
             user_id = new_id()
             values = _columns(incoming, active, now, 1)
-            uow.users.add({**values, "id": user_id, "source": source, "created_at": now},
-                          incoming.emails)
+            uow.users.add(
+                {**values, "id": user_id, "source": source, "created_at": now}, incoming.emails
+            )
             user = _stored(user_id, incoming, active, source, now, now, 1)
         uow.commit()
     return Outcome(user, incoming.quirks, created=True)
@@ -177,4 +188,3 @@ def delete_user(uow: UnitOfWork, user_id: str, *, if_match: str | None = None) -
         if current.active:
             seats.release_seat(uow)
         uow.commit()
-

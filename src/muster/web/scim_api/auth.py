@@ -19,9 +19,7 @@ def bearer_token(authorization: str | None) -> str | None:
     return credentials.strip()
 
 
-def authenticate(
-    authorization: str | None, platform_uow: Callable[[], UnitOfWork]
-) -> Principal:
+def authenticate(authorization: str | None, platform_uow: Callable[[], UnitOfWork]) -> Principal:
     """Resolve the request's bearer token; raises ScimError 401/403."""
     token = bearer_token(authorization)
     if token is None:

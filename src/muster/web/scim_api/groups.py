@@ -15,8 +15,9 @@ async def list_groups(request: Request) -> Response:
     """GET /Groups: no groups are stored yet, so every query matches nothing."""
     scim = ScimRequest.of(request)
     settings = scim.wiring.settings
-    query = parse_list_query(scim.params, default_count=settings.default_page_size,
-                             max_count=settings.max_page_size)
+    query = parse_list_query(
+        scim.params, default_count=settings.default_page_size, max_count=settings.max_page_size
+    )
     return scim_response(list_response(0, query.start_index, []))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,9 @@ class ScimPipeline:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         request_id = secrets.token_hex(8)
-        context = ScimContext(request_id, _base_url(scope, headers, self.wiring.settings.public_url))
+        context = ScimContext(
+            request_id, _base_url(scope, headers, self.wiring.settings.public_url)
+        )
         scope[SCOPE_KEY] = context
         status = 500
         request_id_header = (b"x-request-id", request_id.encode())
@@ -82,16 +85,22 @@ class ScimPipeline:
             context.error = error
             await error_response(error)(scope, receive, send_with_id)
         except Exception:
-            logger.exception("unhandled error in %s %s (request %s)",
-                             scope["method"], scope["path"], request_id)
+            logger.exception(
+                "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
+            )
             context.error = ScimError(500, f"internal error; quote request id {request_id}")
             await error_response(context.error)(scope, receive, send_with_id)
         finally:
             self._record(scope, headers, context, status, authorization, started)
 
     def _record(
-        self, scope: Scope, headers: dict[bytes, bytes], context: ScimContext, status: int,
-        authorization: str | None, started: float,
+        self,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        context: ScimContext,
+        status: int,
+        authorization: str | None,
+        started: float,
     ) -> None:
         tenant_id = context.tenant_id
         claimed = False
@@ -125,13 +134,16 @@ class ScimPipeline:
         settings = self.wiring.settings
         try:
             provisioning_log.record_request(
-                self.wiring.uow_factory(tenant_id), entry,
-                retention_days=settings.log_retention_days, max_entries=settings.log_max_entries,
+                self.wiring.uow_factory(tenant_id),
+                entry,
+                retention_days=settings.log_retention_days,
+                max_entries=settings.log_max_entries,
                 tenant_may_not_exist=claimed,
             )
         except Exception:  # the log must never turn a served request into a failure
-            logger.exception("could not record request %s in the provisioning log",
-                             context.request_id)
+            logger.exception(
+                "could not record request %s in the provisioning log", context.request_id
+            )
 
 
 def _routing_error(error: HTTPException, scope: Scope) -> ScimError:
@@ -142,6 +154,6 @@ def _routing_error(error: HTTPException, scope: Scope) -> ScimError:
     return ScimError(error.status_code, str(error.detail))
 
 
-def context_of(scope: dict[str, Any]) -> ScimContext:
+def context_of(scope: MutableMapping[str, Any]) -> ScimContext:
     context: ScimContext = scope[SCOPE_KEY]
     return context

@@ -46,16 +46,24 @@ class ScimRequest:
     @property
     def params(self) -> dict[str, str]:
         # SCIM query parameter names are case-insensitive in practice (startindex, Count).
-        canonical = {"filter": "filter", "startindex": "startIndex", "count": "count",
-                     "attributes": "attributes", "excludedattributes": "excludedAttributes",
-                     "sortby": "sortBy", "sortorder": "sortOrder", "cursor": "cursor"}
+        canonical = {
+            "filter": "filter",
+            "startindex": "startIndex",
+            "count": "count",
+            "attributes": "attributes",
+            "excludedattributes": "excludedAttributes",
+            "sortby": "sortBy",
+            "sortorder": "sortOrder",
+            "cursor": "cursor",
+        }
         return {canonical.get(k.lower(), k): v for k, v in self.request.query_params.items()}
 
     def uow(self) -> UnitOfWork:
         return self.wiring.uow_factory(self.context.tenant_id)
 
-    def run(self, service: Callable[Concatenate[UnitOfWork, P], T], *args: P.args,
-            **kwargs: P.kwargs) -> T:
+    def run(
+        self, service: Callable[Concatenate[UnitOfWork, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Call a service with this tenant's unit of work."""
         return service(self.uow(), *args, **kwargs)
 

@@ -28,8 +28,11 @@ def scim_app(wiring: Wiring) -> ASGIApp:
         Route("/Users/{user_id}", users.delete_user, methods=["DELETE"]),
         Route("/Groups", groups.list_groups, methods=["GET"]),
         Route("/Groups", groups.groups_not_supported, methods=["POST"]),
-        Route("/Groups/{group_id}", groups.groups_not_supported,
-              methods=["GET", "PUT", "PATCH", "DELETE"]),
+        Route(
+            "/Groups/{group_id}",
+            groups.groups_not_supported,
+            methods=["GET", "PUT", "PATCH", "DELETE"],
+        ),
         Route("/ServiceProviderConfig", discovery.get_service_provider_config, methods=["GET"]),
         Route("/ResourceTypes", discovery.list_resource_types, methods=["GET"]),
         Route("/ResourceTypes/{resource_type}", discovery.get_resource_type, methods=["GET"]),

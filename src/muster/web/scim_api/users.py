@@ -33,18 +33,25 @@ async def list_users(request: Request) -> Response:
     """GET /Users?filter=...&startIndex=...&count=..."""
     scim = ScimRequest.of(request)
     settings = scim.wiring.settings
-    query = parse_list_query(scim.params, default_count=settings.default_page_size,
-                             max_count=settings.max_page_size)
+    query = parse_list_query(
+        scim.params, default_count=settings.default_page_size, max_count=settings.max_page_size
+    )
     total, page = scim.run(users.list_users, query)
     base = scim.base_url
-    return scim_response(list_response(total, query.start_index, [user_body(u, base) for u in page]))
+    return scim_response(
+        list_response(total, query.start_index, [user_body(u, base) for u in page])
+    )
 
 
 async def replace_user(request: Request) -> Response:
     """PUT /Users/{id}: replace a user's mutable attributes."""
     scim = ScimRequest.of(request)
-    outcome = scim.run(users.replace_user, request.path_params["user_id"], await scim.json(),
-                       if_match=scim.if_match)
+    outcome = scim.run(
+        users.replace_user,
+        request.path_params["user_id"],
+        await scim.json(),
+        if_match=scim.if_match,
+    )
     scim.note(quirks=outcome.quirks)
     return user_response(outcome.user, scim.base_url)
 
@@ -52,8 +59,9 @@ async def replace_user(request: Request) -> Response:
 async def patch_user(request: Request) -> Response:
     """PATCH /Users/{id}: apply a PatchOp and answer 200 with the user."""
     scim = ScimRequest.of(request)
-    outcome = scim.run(users.patch_user, request.path_params["user_id"], await scim.json(),
-                       if_match=scim.if_match)
+    outcome = scim.run(
+        users.patch_user, request.path_params["user_id"], await scim.json(), if_match=scim.if_match
+    )
     scim.note(quirks=outcome.quirks)
     return user_response(outcome.user, scim.base_url)
 
