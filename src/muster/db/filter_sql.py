@@ -1,4 +1,4 @@
-"""Filter tree -> where-clause over the users table; unknown attribute -> invalidFilter."""
+"""Filter tree -> where-clause over users or groups; unknown attribute -> invalidFilter."""
 
 from __future__ import annotations
 
@@ -18,13 +18,21 @@ from scim2_models.path import (
 )
 from sqlalchemy import ColumnElement, Table, and_, exists, func, not_, or_, select, true
 
-from muster.db.tables import UserEmailRow, UserRow
+from muster.db.tables import GroupRow, MembershipRow, UserEmailRow, UserRow
 from muster.errors import ScimError
 from muster.scim import client_quirks
-from muster.scim.schemas import ENTERPRISE_ATTRIBUTES, ENTERPRISE_URN, USER_ATTRIBUTES, USER_URN
+from muster.scim.schemas import (
+    ENTERPRISE_ATTRIBUTES,
+    ENTERPRISE_URN,
+    GROUP_URN,
+    USER_ATTRIBUTES,
+    USER_URN,
+)
 
 users = cast(Table, UserRow.__table__)
 user_emails = cast(Table, UserEmailRow.__table__)
+groups = cast(Table, GroupRow.__table__)
+memberships = cast(Table, MembershipRow.__table__)
 
 Op = CompareOperator
 
@@ -196,3 +204,72 @@ def _value_path(node: ValuePath) -> ColumnElement[bool]:
     ):
         return _email_condition(inner.op, inner.value)
     raise ScimError.invalid_filter(f"filter {node} is not supported yet")
+
+
+def group_filter(node: FilterNode) -> ColumnElement[bool]:
+    """Translate a filter over Groups into SQL; `members.value eq` is an indexed EXISTS."""
+    if isinstance(node, LogicalExpr):
+        parts = [group_filter(term) for term in node.terms]
+        return and_(*parts) if node.op == LogicalOperator.and_ else or_(*parts)
+    if isinstance(node, Not):
+        return not_(group_filter(node.expr))
+    if isinstance(node, Present):
+        name = _group_name(node.attr_path)
+        if name in ("displayname", "id"):
+            return true()
+        if name == "externalid":
+            return groups.c.external_id.is_not(None)
+        if name in ("members", "members.value"):
+            return exists(
+                select(1).where(
+                    memberships.c.tenant_id == groups.c.tenant_id,
+                    memberships.c.group_id == groups.c.id,
+                )
+            )
+        raise ScimError.invalid_filter(f"{node.attr_path} is not a filterable attribute of Group")
+    if isinstance(node, Comparison):
+        return _group_compare(node.attr_path, node.op, node.value)
+    if isinstance(node, ValuePath):
+        inner = node.val_filter
+        if (
+            node.attr_path.attr.lower() == "members"
+            and isinstance(inner, Comparison)
+            and inner.attr_path.attr.lower() == "value"
+        ):
+            return _group_compare(AttrPath("members", "value"), inner.op, inner.value)
+    raise ScimError.invalid_filter(f"filter {node} is not supported on Groups")
+
+
+def _group_name(path: AttrPath) -> str:
+    if path.uri is not None and path.uri.lower() != GROUP_URN.lower():
+        raise ScimError.invalid_filter(f"{path.uri!r} is not a schema of Group")
+    name = path.attr.lower()
+    return name if path.sub_attr is None else f"{name}.{path.sub_attr.lower()}"
+
+
+def _group_compare(path: AttrPath, op: Op, value: Any) -> ColumnElement[bool]:
+    name = _group_name(path)
+    if name == "displayname":
+        if not isinstance(value, str):
+            raise ScimError.invalid_filter("displayName needs a string value")
+        # display_name_key is lower-cased: displayName is caseExact=false and unique per tenant.
+        return _string_op(groups.c.display_name_key, op, value.lower())
+    if name == "externalid":
+        return _string_op(groups.c.external_id, op, value)
+    if name == "id":
+        return _string_op(groups.c.id, op, value)
+    if name in ("members", "members.value"):
+        if op not in (Op.eq, Op.ne) or not isinstance(value, str):
+            raise ScimError.invalid_filter("members.value compares with eq or ne to a user id")
+        member = exists(
+            select(1).where(
+                memberships.c.tenant_id == groups.c.tenant_id,
+                memberships.c.group_id == groups.c.id,
+                memberships.c.user_id == value,
+            )
+        )
+        return member if op == Op.eq else not_(member)
+    if name in ("meta.created", "meta.lastmodified"):
+        column = groups.c.created_at if name == "meta.created" else groups.c.last_modified
+        return _date_op(column, op, value)
+    raise ScimError.invalid_filter(f"{path} is not a filterable attribute of Group")

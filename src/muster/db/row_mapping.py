@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from muster.scim.records import StoredUser, TenantInfo
+from muster.scim.records import StoredGroup, StoredUser, TenantInfo
 
 
 def to_stored_user(row: Any) -> StoredUser:
@@ -29,4 +29,14 @@ def to_tenant_info(row: Any) -> TenantInfo:
         seats_used=row.seats_used,
         scim_enabled=row.scim_enabled,
         created=row.created_at,
+    )
+
+
+def to_stored_group(row: Any) -> StoredGroup:
+    return StoredGroup(
+        group_id=row.id,
+        document=row.document,
+        created=row.created_at,
+        last_modified=row.last_modified,
+        version=row.version,
     )

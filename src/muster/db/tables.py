@@ -114,6 +114,50 @@ class UserEmailRow(Base):
     user_id: Mapped[str] = mapped_column(ID, primary_key=True)
 
 
+class GroupRow(Base):
+    """A group pushed by the IdP; its members are MembershipRows, never a list in the document."""
+
+    __tablename__ = "groups"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "display_name_key"),
+        Index(None, "tenant_id", "external_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(255))
+    display_name_key: Mapped[str] = mapped_column(String(255))  # lower-cased, unique per tenant
+    external_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    document: Mapped[dict[str, Any]] = mapped_column(Document)  # no id, meta or members
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_modified: Mapped[datetime] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class MembershipRow(Base):
+    """One user in one group. `source` says who added it: the IdP (idp) or an admin (manual)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "group_id"], ["groups.tenant_id", "groups.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+        ),
+        # A user's groups (users' `groups`, `members.value eq`, cascades on user delete).
+        Index(None, "tenant_id", "user_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    group_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(8))  # idp | manual
+    added_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class ProvisioningLogRow(Base):
     """One SCIM request's outcome, for the admin reading a failed Okta task."""
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine
 from muster.db.engine import BEGIN_KEY
 from muster.db.repositories import (
     ApiTokenRepository,
+    GroupRepository,
     ProvisioningLogRepository,
     TenantRepository,
     UserRepository,
@@ -20,6 +21,7 @@ class UnitOfWork:
     """One tenant's transaction. Repositories only ever see that tenant's rows."""
 
     users: UserRepository
+    groups: GroupRepository
     tokens: ApiTokenRepository
     log: ProvisioningLogRepository
     tenants: TenantRepository
@@ -60,6 +62,7 @@ class UnitOfWork:
         assert conn is not None
         self.tokens = ApiTokenRepository(conn, tenant_id)
         self.users = UserRepository(conn, tenant_id)
+        self.groups = GroupRepository(conn, tenant_id)
         self.log = ProvisioningLogRepository(conn, tenant_id)
 
     def commit(self) -> None:

@@ -122,7 +122,7 @@ def _apply_without_path(
         _apply_at(document, operation.op, key, value, schema)
 
 
-def _parse_path(text: str) -> Any:
+def parse_path(text: str) -> Any:
     try:
         return Path(text).ast
     except Exception as error:  # scim2-models raises its own exception types for bad paths
@@ -130,7 +130,7 @@ def _parse_path(text: str) -> Any:
 
 
 def _apply_at(document: dict[str, Any], op: str, text: str, value: Any, schema: Schema) -> None:
-    node = _parse_path(text)
+    node = parse_path(text)
     if isinstance(node, AttrPath):
         attr_path, value_filter, sub_attr = node, None, node.sub_attr
     elif isinstance(node, ValuePath):
@@ -188,7 +188,8 @@ def _apply_attribute(host: dict[str, Any], op: str, spec: AttributeSpec, value: 
         else:
             host[spec.name] = items
         return
-    if spec.type == "complex" and op == "add" and isinstance(value, dict):
+    if spec.type == "complex" and isinstance(value, dict):
+        # RFC 7644 §3.5.2.1 and §3.5.2.3: sub-attributes not in the value are left unchanged.
         current = host.get(spec.name)
         host[spec.name] = {**current, **value} if isinstance(current, dict) else value
         return

@@ -1,4 +1,4 @@
-"""StoredUser and TenantInfo: what the services hand to the web layer, free of any ORM."""
+"""StoredUser, StoredGroup, TenantInfo: what the services hand to the web layer, free of ORM."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ class StoredUser:
     created: datetime
     last_modified: datetime
     version: int
+    # (group id, displayName) pairs, read from membership rows when the response wants them.
+    groups: list[tuple[str, str]] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -32,3 +34,14 @@ class TenantInfo:
     seats_used: int
     scim_enabled: bool
     created: datetime
+
+
+@dataclass(slots=True)
+class StoredGroup:
+    """A group as stored: its document (no id, meta or members) and server-kept attributes."""
+
+    group_id: str
+    document: dict[str, Any]
+    created: datetime
+    last_modified: datetime
+    version: int

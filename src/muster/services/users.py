@@ -94,6 +94,7 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
                 incoming.emails,
             )
             user = _stored(user_id, incoming, active, source, current.created, now, version)
+            _attach_groups(uow, [user])  # deactivation kept their memberships
         else:
             if active:
                 seats.claim_seat(uow)
@@ -107,20 +108,36 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
     return Outcome(user, incoming.quirks, created=True)
 
 
-def get_user(uow: UnitOfWork, user_id: str) -> StoredUser:
+def _attach_groups(uow: UnitOfWork, page: list[StoredUser]) -> None:
+    """Fill each user's read-only `groups` from the membership rows, one query per page."""
+    if not page:
+        return
+    found = uow.groups.groups_of_users([u.user_id for u in page])
+    for user in page:
+        user.groups = found[user.user_id]
+
+
+def get_user(uow: UnitOfWork, user_id: str, *, with_groups: bool = True) -> StoredUser:
     """Return one user of the tenant; another tenant's id is simply not found."""
     with uow.reading():
         user = uow.users.get(user_id)
+        if user is not None and with_groups:
+            _attach_groups(uow, [user])
     if user is None:
         raise ScimError.not_found("User", user_id)
     return user
 
 
-def list_users(uow: UnitOfWork, query: ListQuery) -> tuple[int, list[StoredUser]]:
+def list_users(
+    uow: UnitOfWork, query: ListQuery, *, with_groups: bool = True
+) -> tuple[int, list[StoredUser]]:
     """Return (total matches, one page) for a filter, in creation order."""
     where = user_filter(query.filter) if query.filter is not None else None
     with uow.reading():
-        return uow.users.search(where, offset=query.offset, limit=query.count)
+        total, page = uow.users.search(where, offset=query.offset, limit=query.count)
+        if with_groups:
+            _attach_groups(uow, page)
+    return total, page
 
 
 def _require_same_identity(current: StoredUser, incoming: UserInput) -> None:
@@ -156,6 +173,7 @@ def replace_user(uow: UnitOfWork, user_id: str, payload: Any, *, if_match: str |
         # A PUT without `active` keeps the current state rather than silently toggling a seat.
         active = current.active if incoming.active is None else incoming.active
         user = _rewrite(uow, current, incoming, active)
+        _attach_groups(uow, [user])
         uow.commit()
     return Outcome(user, incoming.quirks)
 
@@ -173,6 +191,7 @@ def patch_user(uow: UnitOfWork, user_id: str, payload: Any, *, if_match: str | N
         incoming = parse_user(patched, require_schemas=False)
         active = incoming.active if incoming.active is not None else current.active
         user = _rewrite(uow, current, incoming, active)
+        _attach_groups(uow, [user])
         uow.commit()
     return Outcome(user, quirks + incoming.quirks)
 

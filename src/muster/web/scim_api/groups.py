@@ -1,25 +1,136 @@
-"""/Groups handlers. Until groups land (issue #3) the list is valid and empty."""
+"""/Groups handlers, each named after the service function it calls.
+
+A group's members are streamed from the membership rows in batches, so reading a
+100,000-member group never holds its whole member list in memory.
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from collections.abc import AsyncIterator
 
-from muster.errors import ScimError
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from muster.scim import versioning
 from muster.scim.listing import list_response, parse_list_query
+from muster.scim.projection import Projection
+from muster.scim.records import StoredGroup
+from muster.services import groups
 from muster.web.scim_api.requests import ScimRequest
-from muster.web.scim_api.responses import scim_response
+from muster.web.scim_api.responses import (
+    ScimResponse,
+    group_body,
+    member_items,
+    scim_response,
+)
+
+
+def _projection(scim: ScimRequest) -> Projection:
+    params = scim.params
+    return Projection.parse(params.get("attributes"), params.get("excludedAttributes"))
+
+
+def _stream_group(
+    scim: ScimRequest, group: StoredGroup, projection: Projection, status: int = 200
+) -> Response:
+    """Write the group's JSON with its members streamed batch by batch from the database."""
+    base = scim.base_url
+    body = projection.apply(group_body(group, base))
+    headers = {"ETag": versioning.etag(group.version)}
+    if status == 201:
+        headers["Location"] = f"{base}/Groups/{group.group_id}"
+    if not projection.wants("members"):
+        return ScimResponse(body, status_code=status, headers=headers)
+    head = orjson.dumps(body)[:-1] + b',"members":['
+    batches = scim.run(groups.iter_members, group.group_id)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield head
+        first = True
+        for batch in batches:
+            if not batch:
+                continue
+            encoded = orjson.dumps(member_items(batch, base))[1:-1]
+            yield encoded if first else b"," + encoded
+            first = False
+        yield b"]}"
+
+    return StreamingResponse(
+        chunks(), status_code=status, headers=headers, media_type=ScimResponse.media_type
+    )
+
+
+async def create_group(request: Request) -> Response:
+    """POST /Groups: 201 with the group."""
+    scim = ScimRequest.of(request)
+    outcome = scim.run(groups.create_group, await scim.json())
+    scim.note(resource_id=outcome.group.group_id, quirks=outcome.quirks)
+    return _stream_group(scim, outcome.group, _projection(scim), status=201)
+
+
+async def get_group(request: Request) -> Response:
+    """GET /Groups/{id}; `excludedAttributes=members` never reads the membership table."""
+    scim = ScimRequest.of(request)
+    projection = _projection(scim)
+    group = scim.run(groups.get_group, request.path_params["group_id"])
+    if versioning.is_not_modified(group.version, scim.if_none_match):
+        return Response(status_code=304, headers={"ETag": versioning.etag(group.version)})
+    return _stream_group(scim, group, projection)
 
 
 async def list_groups(request: Request) -> Response:
-    """GET /Groups: no groups are stored yet, so every query matches nothing."""
+    """GET /Groups?filter=displayName eq "…"&excludedAttributes=members&startIndex&count."""
     scim = ScimRequest.of(request)
     settings = scim.wiring.settings
     query = parse_list_query(
         scim.params, default_count=settings.default_page_size, max_count=settings.max_page_size
     )
-    return scim_response(list_response(0, query.start_index, []))
+    projection = _projection(scim)
+    with_members = projection.wants("members")
+    total, page, members = scim.run(groups.list_groups, query, with_members=with_members)
+    base = scim.base_url
+    resources = []
+    for group in page:
+        body = group_body(group, base)
+        if with_members:
+            body["members"] = member_items(members.get(group.group_id, []), base)
+        resources.append(projection.apply(body))
+    return scim_response(list_response(total, query.start_index, resources))
 
 
-async def groups_not_supported(request: Request) -> Response:
-    raise ScimError.not_implemented("group provisioning is not available on this server yet")
+async def replace_group(request: Request) -> Response:
+    """PUT /Groups/{id}: displayName and the full member list."""
+    scim = ScimRequest.of(request)
+    outcome = scim.run(
+        groups.replace_group,
+        request.path_params["group_id"],
+        await scim.json(),
+        if_match=scim.if_match,
+    )
+    scim.note(quirks=outcome.quirks)
+    return _stream_group(scim, outcome.group, _projection(scim))
+
+
+async def patch_group(request: Request) -> Response:
+    """PATCH /Groups/{id}: 204, or 200 with the group when the client names attributes."""
+    scim = ScimRequest.of(request)
+    projection = _projection(scim)
+    outcome = scim.run(
+        groups.patch_group,
+        request.path_params["group_id"],
+        await scim.json(),
+        if_match=scim.if_match,
+    )
+    scim.note(quirks=outcome.quirks)
+    if projection.is_named:
+        return _stream_group(scim, outcome.group, projection)
+    # RFC 7644 §3.5.2 allows 204, Entra prefers it, and it spares a 100k-member body.
+    return Response(status_code=204, headers={"ETag": versioning.etag(outcome.group.version)})
+
+
+async def delete_group(request: Request) -> Response:
+    """DELETE /Groups/{id}: 204."""
+    scim = ScimRequest.of(request)
+    scim.run(groups.delete_group, request.path_params["group_id"], if_match=scim.if_match)
+    return Response(status_code=204)

@@ -10,7 +10,7 @@ import orjson
 from starlette.responses import Response
 
 from muster.errors import ScimError
-from muster.scim.records import StoredUser
+from muster.scim.records import StoredGroup, StoredUser
 from muster.scim.schemas import ERROR_URN
 from muster.scim.versioning import etag
 
@@ -37,6 +37,16 @@ def user_body(user: StoredUser, base_url: str) -> dict[str, Any]:
     for key, value in document.items():
         if key != "schemas":
             body[key] = value
+    if user.groups:
+        body["groups"] = [
+            {
+                "value": group_id,
+                "display": name,
+                "$ref": f"{base_url}/Groups/{group_id}",
+                "type": "direct",
+            }
+            for group_id, name in user.groups
+        ]
     body["meta"] = {
         "resourceType": "User",
         "created": _timestamp(user.created),
@@ -47,18 +57,32 @@ def user_body(user: StoredUser, base_url: str) -> dict[str, Any]:
     return body
 
 
+def group_body(group: StoredGroup, base_url: str) -> dict[str, Any]:
+    """The Group resource without members, which callers add (or stream) as asked."""
+    body: dict[str, Any] = {"schemas": group.document["schemas"], "id": group.group_id}
+    for key, value in group.document.items():
+        if key != "schemas":
+            body[key] = value
+    body["meta"] = {
+        "resourceType": "Group",
+        "created": _timestamp(group.created),
+        "lastModified": _timestamp(group.last_modified),
+        "location": f"{base_url}/Groups/{group.group_id}",
+        "version": etag(group.version),
+    }
+    return body
+
+
+def member_items(members: list[tuple[str, str]], base_url: str) -> list[dict[str, str]]:
+    return [
+        {"value": user_id, "display": name, "type": "User", "$ref": f"{base_url}/Users/{user_id}"}
+        for user_id, name in members
+    ]
+
+
 def scim_response(
     body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> ScimResponse:
-    return ScimResponse(body, status_code=status, headers=headers)
-
-
-def user_response(user: StoredUser, base_url: str, *, status: int = 200) -> ScimResponse:
-    """Answer with one user, its ETag and, on creation, its Location."""
-    body = user_body(user, base_url)
-    headers = {"ETag": body["meta"]["version"]}
-    if status == 201:
-        headers["Location"] = body["meta"]["location"]
     return ScimResponse(body, status_code=status, headers=headers)
 
 

@@ -7,9 +7,25 @@ from starlette.responses import Response
 
 from muster.scim import versioning
 from muster.scim.listing import list_response, parse_list_query
+from muster.scim.projection import Projection
+from muster.scim.records import StoredUser
 from muster.services import users
 from muster.web.scim_api.requests import ScimRequest
-from muster.web.scim_api.responses import scim_response, user_body, user_response
+from muster.web.scim_api.responses import ScimResponse, scim_response, user_body
+
+
+def _projection(scim: ScimRequest) -> Projection:
+    params = scim.params
+    return Projection.parse(params.get("attributes"), params.get("excludedAttributes"))
+
+
+def _user_response(scim: ScimRequest, user: StoredUser, *, status: int = 200) -> Response:
+    """Answer with one user (as projected), its ETag and, on creation, its Location."""
+    body = user_body(user, scim.base_url)
+    headers = {"ETag": body["meta"]["version"]}
+    if status == 201:
+        headers["Location"] = body["meta"]["location"]
+    return ScimResponse(_projection(scim).apply(body), status_code=status, headers=headers)
 
 
 async def create_user(request: Request) -> Response:
@@ -17,16 +33,19 @@ async def create_user(request: Request) -> Response:
     scim = ScimRequest.of(request)
     outcome = scim.run(users.create_user, await scim.json())
     scim.note(resource_id=outcome.user.user_id, quirks=outcome.quirks)
-    return user_response(outcome.user, scim.base_url, status=201)
+    return _user_response(scim, outcome.user, status=201)
 
 
 async def get_user(request: Request) -> Response:
     """GET /Users/{id}."""
     scim = ScimRequest.of(request)
-    user = scim.run(users.get_user, request.path_params["user_id"])
+    projection = _projection(scim)
+    user = scim.run(
+        users.get_user, request.path_params["user_id"], with_groups=projection.wants("groups")
+    )
     if versioning.is_not_modified(user.version, scim.if_none_match):
         return Response(status_code=304, headers={"ETag": versioning.etag(user.version)})
-    return user_response(user, scim.base_url)
+    return _user_response(scim, user)
 
 
 async def list_users(request: Request) -> Response:
@@ -36,11 +55,11 @@ async def list_users(request: Request) -> Response:
     query = parse_list_query(
         scim.params, default_count=settings.default_page_size, max_count=settings.max_page_size
     )
-    total, page = scim.run(users.list_users, query)
+    projection = _projection(scim)
+    total, page = scim.run(users.list_users, query, with_groups=projection.wants("groups"))
     base = scim.base_url
-    return scim_response(
-        list_response(total, query.start_index, [user_body(u, base) for u in page])
-    )
+    resources = [projection.apply(user_body(u, base)) for u in page]
+    return scim_response(list_response(total, query.start_index, resources))
 
 
 async def replace_user(request: Request) -> Response:
@@ -53,7 +72,7 @@ async def replace_user(request: Request) -> Response:
         if_match=scim.if_match,
     )
     scim.note(quirks=outcome.quirks)
-    return user_response(outcome.user, scim.base_url)
+    return _user_response(scim, outcome.user)
 
 
 async def patch_user(request: Request) -> Response:
@@ -63,7 +82,7 @@ async def patch_user(request: Request) -> Response:
         users.patch_user, request.path_params["user_id"], await scim.json(), if_match=scim.if_match
     )
     scim.note(quirks=outcome.quirks)
-    return user_response(outcome.user, scim.base_url)
+    return _user_response(scim, outcome.user)
 
 
 async def delete_user(request: Request) -> Response:
