@@ -14,7 +14,7 @@ from muster.db import schema
 from muster.db.engine import make_engine
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
-from muster.services import api_tokens, provisioning_log, tenants
+from muster.services import api_tokens, groups, provisioning_log, tenants, users
 from muster.services.tenants import PLANS
 
 
@@ -204,3 +204,56 @@ def log(ctx: Context, slug: str, failed: bool, limit: int) -> None:
         click.echo(line)
     if not entries:
         click.echo("no entries" + (" (failed only)" if failed else ""))
+
+
+def _tenant_uow(ctx: Context, slug: str) -> UnitOfWork:
+    return ctx.uow(tenants.get_tenant(ctx.uow(), slug).tenant_id)
+
+
+@main.group()
+def user() -> None:
+    """People created by hand (local users)."""
+
+
+@user.command("create")
+@click.argument("slug")
+@click.argument("email")
+@click.option("--given-name", default="")
+@click.option("--family-name", default="")
+@pass_context
+@_fails_cleanly
+def user_create(ctx: Context, slug: str, email: str, given_name: str, family_name: str) -> None:
+    """Create a local user in SLUG; it takes a seat like any active user."""
+    created = users.create_local_user(
+        _tenant_uow(ctx, slug), email, given_name=given_name, family_name=family_name
+    )
+    click.echo(f"{created.user_id}\t{email}\tlocal")
+
+
+@main.group()
+def group() -> None:
+    """Manual group memberships (never removed by an IdP push)."""
+
+
+@group.command("add-member")
+@click.argument("slug")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("email")
+@pass_context
+@_fails_cleanly
+def group_add_member(ctx: Context, slug: str, group_name: str, email: str) -> None:
+    """Add the user with EMAIL to GROUP (by displayName) by hand."""
+    groups.add_manual_member(_tenant_uow(ctx, slug), group_name, email)
+    click.echo(f"{email} is a manual member of {group_name}")
+
+
+@group.command("remove-member")
+@click.argument("slug")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("email")
+@pass_context
+@_fails_cleanly
+def group_remove_member(ctx: Context, slug: str, group_name: str, email: str) -> None:
+    """Take the user with EMAIL out of GROUP by hand."""
+    groups.remove_manual_member(_tenant_uow(ctx, slug), group_name, email)
+    click.echo(f"{email} is no longer a member of {group_name}")

@@ -207,3 +207,20 @@ def delete_user(uow: UnitOfWork, user_id: str, *, if_match: str | None = None) -
         if current.active:
             seats.release_seat(uow)
         uow.commit()
+
+
+def create_local_user(
+    uow: UnitOfWork, email: str, *, given_name: str = "", family_name: str = ""
+) -> StoredUser:
+    """Create a user by hand (console or CLI); IdP group pushes never touch their memberships."""
+    name = {k: v for k, v in (("givenName", given_name), ("familyName", family_name)) if v}
+    payload: dict[str, Any] = {
+        "schemas": [USER_URN],
+        "userName": email,
+        "emails": [{"value": email, "type": "work", "primary": True}],
+        "active": True,
+    }
+    if name:
+        payload["name"] = name
+        payload["displayName"] = " ".join(name.values())
+    return create_user(uow, payload, source="local").user
