@@ -71,7 +71,8 @@ def engine(database_url: str, postgres_engine: Engine | None) -> Iterator[Engine
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, create_demo_tenant=False)
+    # Log entries written at once, so a test can read the log right after a request.
+    return Settings(database_url=database_url, create_demo_tenant=False, log_flush_seconds=0)
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,11 +33,19 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return UnitOfWork(engine, tenant_id)
 
     wiring = Wiring(settings=settings, uow_factory=uow_factory)
+    scim = scim_app(wiring)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        scim.log_buffer.flush()  # the last batch of provisioning log entries
+
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Mount("/scim/v2", app=scim_app(wiring)),
+            Mount("/scim/v2", app=scim),
         ],
+        lifespan=lifespan,
     )
     app.state.wiring = wiring
     app.state.engine = engine

@@ -174,8 +174,8 @@ def scim_token(ctx: Context, slug: str) -> None:
 @_fails_cleanly
 def scim_off(ctx: Context, slug: str) -> None:
     """Turn SCIM off for SLUG; its token stops working."""
-    revoked = api_tokens.turn_scim_off(ctx.uow(), slug)
-    click.echo(f"SCIM is off for {slug}; {revoked} token(s) revoked.")
+    api_tokens.turn_scim_off(ctx.uow(), slug)
+    click.echo(f"SCIM is off for {slug}; its token is refused until `muster scim-token {slug}`.")
 
 
 @main.command("log")

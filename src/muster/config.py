@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     log_max_entries: int = Field(
         100_000, description="Per tenant, only the newest entries of the provisioning log are kept."
     )
+    log_flush_seconds: float = Field(
+        0.2,
+        description="Provisioning log entries are written in batches this often (0: at once).",
+    )
     sqlite_busy_timeout_ms: int = Field(5000, description="How long SQLite waits for a lock.")
     create_demo_tenant: bool = Field(
         True, description="On the first `muster serve` against an empty database, add `demo`."

@@ -71,4 +71,5 @@ def _install_sqlite_hooks(engine: Engine, *, in_memory: bool, busy_timeout_ms: i
         # Writers take the write lock up front: a DEFERRED transaction that reads and then
         # writes can fail with SQLITE_BUSY without waiting when another process wrote meanwhile.
         mode = connection.info.pop(BEGIN_KEY, "BEGIN")
-        connection.exec_driver_sql(mode)
+        # Straight to the driver: this runs once per transaction, on every request.
+        connection.connection.driver_connection.execute(mode)

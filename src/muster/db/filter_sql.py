@@ -53,6 +53,20 @@ def user_filter(node: FilterNode) -> ColumnElement[bool]:
     raise ScimError.invalid_filter(f"unsupported filter expression {node}")
 
 
+def user_name_equality(node: FilterNode | None) -> str | None:
+    """The value of a lone `userName eq "…"` filter (Okta's existence check), else None."""
+    if (
+        isinstance(node, Comparison)
+        and node.op == Op.eq
+        and isinstance(node.value, str)
+        and node.attr_path.sub_attr is None
+        and node.attr_path.attr.lower() == "username"
+        and (node.attr_path.uri is None or node.attr_path.uri.lower() == USER_URN.lower())
+    ):
+        return node.value
+    return None
+
+
 def _name(path: AttrPath) -> str:
     name = path.attr.lower()
     if path.uri is not None and path.uri.lower() not in (USER_URN.lower(), ENTERPRISE_URN.lower()):

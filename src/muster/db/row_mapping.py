@@ -8,15 +8,9 @@ from muster.scim.records import StoredGroup, StoredUser, TenantInfo
 
 
 def to_stored_user(row: Any) -> StoredUser:
-    return StoredUser(
-        user_id=row.id,
-        document=row.document,
-        active=row.active,
-        source=row.source,
-        created=row.created_at,
-        last_modified=row.last_modified,
-        version=row.version,
-    )
+    """Map a row of statements.USER_COLUMNS (a Row or a plain tuple, by position)."""
+    user_id, document, active, source, created, last_modified, version = row
+    return StoredUser(user_id, document, bool(active), source, created, last_modified, version)
 
 
 def to_tenant_info(row: Any) -> TenantInfo:
@@ -33,10 +27,6 @@ def to_tenant_info(row: Any) -> TenantInfo:
 
 
 def to_stored_group(row: Any) -> StoredGroup:
-    return StoredGroup(
-        group_id=row.id,
-        document=row.document,
-        created=row.created_at,
-        last_modified=row.last_modified,
-        version=row.version,
-    )
+    """Map a row of statements.GROUP_COLUMNS (a Row or a plain tuple, by position)."""
+    group_id, document, created, last_modified, version = row
+    return StoredGroup(group_id, document, created, last_modified, version)

@@ -20,11 +20,7 @@ from muster.db.repositories import (
 class UnitOfWork:
     """One tenant's transaction. Repositories only ever see that tenant's rows."""
 
-    users: UserRepository
-    groups: GroupRepository
-    tokens: ApiTokenRepository
-    log: ProvisioningLogRepository
-    tenants: TenantRepository
+    __slots__ = ("_conn", "_engine", "_platform_level", "_sqlite", "_write", "tenant_id")
 
     def __init__(self, engine: Engine, tenant_id: str | None = None) -> None:
         self._engine = engine
@@ -45,29 +41,47 @@ class UnitOfWork:
             conn.info[BEGIN_KEY] = "BEGIN IMMEDIATE"
         conn.begin()
         self._conn = conn
-        self.tenants = TenantRepository(conn)
-        self._scope_repositories(self.tenant_id or "")
         return self
 
     def bind_tenant(self, tenant_id: str) -> None:
         """Fix the tenant of a platform-level unit of work, once, after looking it up by slug."""
-        assert self._conn is not None, "bind_tenant() outside `with uow:`"
         if self.tenant_id not in (None, tenant_id):
             raise RuntimeError("a unit of work serves one tenant")
         self.tenant_id = tenant_id
-        self._scope_repositories(tenant_id)
 
-    def _scope_repositories(self, tenant_id: str) -> None:
-        conn = self._conn
-        assert conn is not None
-        self.tokens = ApiTokenRepository(conn, tenant_id)
-        self.users = UserRepository(conn, tenant_id)
-        self.groups = GroupRepository(conn, tenant_id)
-        self.log = ProvisioningLogRepository(conn, tenant_id)
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("repositories are only available inside `with uow:`")
+        return self._conn
+
+    def _scoped_tenant(self) -> str:
+        if self.tenant_id is None:
+            raise RuntimeError("this unit of work has no tenant yet; call bind_tenant()")
+        return self.tenant_id
+
+    # Repositories are built on first use: a request touches two or three of them.
+    @property
+    def tenants(self) -> TenantRepository:
+        return TenantRepository(self._connection())
+
+    @property
+    def tokens(self) -> ApiTokenRepository:
+        return ApiTokenRepository(self._connection(), self._scoped_tenant())
+
+    @property
+    def users(self) -> UserRepository:
+        return UserRepository(self._connection(), self._scoped_tenant())
+
+    @property
+    def groups(self) -> GroupRepository:
+        return GroupRepository(self._connection(), self._scoped_tenant())
+
+    @property
+    def log(self) -> ProvisioningLogRepository:
+        return ProvisioningLogRepository(self._connection(), self._scoped_tenant())
 
     def commit(self) -> None:
-        assert self._conn is not None, "commit() outside `with uow:`"
-        self._conn.commit()
+        self._connection().commit()
 
     def __exit__(
         self,

@@ -61,6 +61,16 @@ class Projection:
             return key in _ALWAYS or any(top == key for top, _ in self.included)
         return not any(top == key and sub is None for top, sub in self.excluded)
 
+    def shapes_items_of(self, attribute: str) -> bool:
+        """Tell whether the client named sub-attributes of a multi-valued attribute."""
+        key = attribute.lower()
+        return any(top == key and sub is not None for top, sub in self.included + self.excluded)
+
+    def apply_to_items(self, attribute: str, items: list[Any]) -> list[Any]:
+        """Project the elements of one multi-valued attribute (e.g. `members.value`)."""
+        projected: list[Any] = self.apply({attribute: items}).get(attribute, [])
+        return projected
+
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:
         """Return the body with only the requested attributes."""
         if self.is_everything:

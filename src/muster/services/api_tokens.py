@@ -97,14 +97,14 @@ def _tenant_for_change(uow: UnitOfWork, slug: str) -> TenantInfo:
     return tenant
 
 
-def turn_scim_off(uow: UnitOfWork, slug: str) -> int:
-    """Turn SCIM off and revoke the tenant's tokens; return how many were live."""
+def turn_scim_off(uow: UnitOfWork, slug: str) -> None:
+    """Turn SCIM off: the tenant's token stops working, answered 403 "SCIM is turned off"."""
+    # The token is kept (not revoked) so a client still using it learns *why* it is refused
+    # (403, SCIM off) rather than being told its token is wrong (401).
     with uow:
         tenant = _tenant_for_change(uow, slug)
-        revoked = uow.tokens.revoke_all(utcnow())
         uow.tenants.change(tenant.tenant_id, scim_enabled=False)
         uow.commit()
-    return revoked
 
 
 def current_token(uow: UnitOfWork) -> TokenInfo | None:

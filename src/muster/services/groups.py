@@ -64,7 +64,8 @@ def _apply_step(uow: UnitOfWork, group_id: str, step: MemberStep) -> None:
     if step.action == "replace":
         # Only memberships the IdP made are replaced; an admin's manual ones stay.
         uow.groups.remove_unstaged(group_id, source=IDP)
-    uow.groups.add_staged(group_id, source=IDP, now=now)
+    # Users made by hand are never added to a group by the IdP (the product rule).
+    uow.groups.add_staged(group_id, source=IDP, now=now, skip_sources=("local",))
 
 
 def _bump(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,12 +11,12 @@ from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.services.clock import utcnow
 
-# Prune one tenant's log every this many records per process: retention without a scheduler.
+# Prune a tenant's log after this many records per process: retention without a scheduler.
 PRUNE_EVERY = 500
 _MAX_DETAIL = 2000
 # A token or password may appear in a detail we echo (say, a query string); never keep it.
 _SECRET_RE = re.compile(r"(mst_[0-9a-fA-F]{32}_)[A-Za-z0-9_\-]+|((?:password|token)\W+)\S+", re.I)
-_counter = itertools.count(1)
+_recorded = 0  # records since this process last pruned
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +42,8 @@ def redact(text: str) -> str:
     return _SECRET_RE.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
 
 
-def record_request(
-    uow: UnitOfWork,
-    entry: LogEntry,
-    *,
-    retention_days: int,
-    max_entries: int,
-    tenant_may_not_exist: bool = False,
-) -> None:
-    """Store one request's outcome in its tenant's log, redacted, pruning now and then."""
-    detail = redact(entry.detail)[:_MAX_DETAIL] if entry.detail else None
-    values = {
+def _values(entry: LogEntry) -> dict[str, object]:
+    return {
         "id": new_id(),
         "at": entry.at,
         "method": entry.method,
@@ -61,20 +52,55 @@ def record_request(
         "resource_id": entry.resource_id,
         "status": entry.status,
         "scim_type": entry.scim_type,
-        "detail": detail,
+        "detail": redact(entry.detail)[:_MAX_DETAIL] if entry.detail else None,
         "duration_ms": round(entry.duration_ms, 3),
         "user_agent": entry.user_agent[:300] if entry.user_agent else None,
         "request_id": entry.request_id,
         "client_quirks": entry.client_quirks,
     }
+
+
+def record_requests(
+    uow: UnitOfWork,
+    entries: Sequence[LogEntry],
+    *,
+    retention_days: int,
+    max_entries: int,
+    tenant_may_not_exist: bool = False,
+) -> None:
+    """Store requests' outcomes in the tenant's log in one transaction, redacted."""
+    if not entries:
+        return
+    rows = [_values(entry) for entry in entries]
     with uow:
         assert uow.tenant_id is not None
         if tenant_may_not_exist and uow.tenants.get(uow.tenant_id) is None:
             return  # a token naming a tenant that does not exist: nobody to tell
-        uow.log.add(values)
-        if next(_counter) % PRUNE_EVERY == 0:
+        uow.log.add_many(rows)
+        global _recorded
+        _recorded += len(rows)
+        if _recorded >= PRUNE_EVERY:
+            _recorded = 0
             uow.log.prune(older_than=utcnow() - timedelta(days=retention_days), keep=max_entries)
         uow.commit()
+
+
+def record_request(
+    uow: UnitOfWork,
+    entry: LogEntry,
+    *,
+    retention_days: int,
+    max_entries: int,
+    tenant_may_not_exist: bool = False,
+) -> None:
+    """Store one request's outcome in its tenant's log."""
+    record_requests(
+        uow,
+        [entry],
+        retention_days=retention_days,
+        max_entries=max_entries,
+        tenant_may_not_exist=tenant_may_not_exist,
+    )
 
 
 def list_entries(uow: UnitOfWork, *, failed_only: bool = False, limit: int = 50) -> list[LogEntry]:

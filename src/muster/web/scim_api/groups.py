@@ -43,6 +43,7 @@ def _stream_group(
     if not projection.wants("members"):
         return ScimResponse(body, status_code=status, headers=headers)
     head = orjson.dumps(body)[:-1] + b',"members":['
+    shaped = projection.shapes_items_of("members")
     batches = scim.run(groups.iter_members, group.group_id)
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -51,7 +52,10 @@ def _stream_group(
         for batch in batches:
             if not batch:
                 continue
-            encoded = orjson.dumps(member_items(batch, base))[1:-1]
+            items = member_items(batch, base)
+            if shaped:
+                items = projection.apply_to_items("members", items)
+            encoded = orjson.dumps(items)[1:-1]
             yield encoded if first else b"," + encoded
             first = False
         yield b"]}"

@@ -16,6 +16,7 @@ from muster.errors import ScimError
 from muster.services import provisioning_log
 from muster.services.clock import utcnow
 from muster.web.scim_api.auth import authenticate, claimed_tenant
+from muster.web.scim_api.log_buffer import LogBuffer
 from muster.web.scim_api.responses import error_response
 from muster.web.wiring import Wiring
 
@@ -51,6 +52,7 @@ class ScimPipeline:
         self.app = app
         self.wiring = wiring
         self._platform_uow = lambda: wiring.uow_factory(None)
+        self.log_buffer = LogBuffer(wiring)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,19 +133,7 @@ class ScimPipeline:
             request_id=context.request_id,
             client_quirks=",".join(sorted(set(context.quirks))) or None,
         )
-        settings = self.wiring.settings
-        try:
-            provisioning_log.record_request(
-                self.wiring.uow_factory(tenant_id),
-                entry,
-                retention_days=settings.log_retention_days,
-                max_entries=settings.log_max_entries,
-                tenant_may_not_exist=claimed,
-            )
-        except Exception:  # the log must never turn a served request into a failure
-            logger.exception(
-                "could not record request %s in the provisioning log", context.request_id
-            )
+        self.log_buffer.add(tenant_id, entry, claimed=claimed)
 
 
 def _routing_error(error: HTTPException, scope: Scope) -> ScimError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
-from starlette.types import ASGIApp
 
 from muster.errors import ScimError
 from muster.web.scim_api import discovery, groups, users
@@ -17,7 +16,7 @@ async def not_implemented(request: Request) -> Response:
     raise ScimError.not_implemented(f"{request.url.path.rsplit('/', 1)[-1]} is not supported")
 
 
-def scim_app(wiring: Wiring) -> ASGIApp:
+def scim_app(wiring: Wiring) -> ScimPipeline:
     """Build the /scim/v2 application."""
     routes = [
         Route("/Users", users.list_users, methods=["GET"]),
