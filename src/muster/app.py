@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
-from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from muster.config import Settings
-from muster.db.engine import make_engine
-from muster.db.unit_of_work import UnitOfWork
+from muster.services.database import Database
 from muster.web.scim_api.routes import scim_app
 from muster.web.wiring import Wiring
 
@@ -22,17 +21,15 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, database: Database | None = None, engine: Any = None
+) -> Starlette:
     """Build Muster's web application; the database must already be migrated."""
     settings = settings or Settings()
-    engine = engine or make_engine(
-        settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    database = database or Database(settings, engine=engine)
+    wiring = Wiring(
+        settings=settings, uow_factory=database.uow, request_uow_factory=database.request_uow
     )
-
-    def uow_factory(tenant_id: str | None) -> UnitOfWork:
-        return UnitOfWork(engine, tenant_id)
-
-    wiring = Wiring(settings=settings, uow_factory=uow_factory)
     scim = scim_app(wiring)
 
     @contextlib.asynccontextmanager
@@ -48,5 +45,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         lifespan=lifespan,
     )
     app.state.wiring = wiring
-    app.state.engine = engine
+    app.state.database = database
     return app

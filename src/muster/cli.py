@@ -10,32 +10,27 @@ from typing import Any
 import click
 
 from muster.config import Settings
-from muster.db import schema
-from muster.db.engine import make_engine
-from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
 from muster.services import api_tokens, groups, provisioning_log, tenants, users
+from muster.services.database import Database, UnitOfWork
 from muster.services.tenants import PLANS
 
 
 class Context:
-    """Settings and a lazily built engine, shared by the subcommands of one invocation."""
+    """Settings and a lazily opened database, shared by the subcommands of one invocation."""
 
     def __init__(self) -> None:
         self.settings = Settings()
-        self._engine: Any = None
+        self._database: Database | None = None
 
     @property
-    def engine(self) -> Any:
-        if self._engine is None:
-            self._engine = make_engine(
-                self.settings.database_url,
-                sqlite_busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
-            )
-        return self._engine
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = Database(self.settings)
+        return self._database
 
     def uow(self, tenant_id: str | None = None) -> UnitOfWork:
-        return UnitOfWork(self.engine, tenant_id)
+        return self.database.uow(tenant_id)
 
 
 pass_context = click.make_pass_decorator(Context, ensure=True)
@@ -74,7 +69,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
 
     from muster.app import create_app
 
-    schema.upgrade(ctx.engine)
+    ctx.database.upgrade()
     if ctx.settings.create_demo_tenant and tenants.is_empty(ctx.uow()):
         tenants.create_tenant(ctx.uow(), "demo", name="Demo", plan="enterprise", seats=25)
         click.echo(
@@ -83,7 +78,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
         click.echo("    muster scim-token demo")
     click.echo(f"SCIM base URL: http://{host}:{port}/scim/v2")
     uvicorn.run(
-        create_app(ctx.settings, engine=ctx.engine),
+        create_app(ctx.settings, database=ctx.database),
         host=host,
         port=port,
         log_level="warning",
@@ -101,15 +96,15 @@ def db() -> None:
 @pass_context
 def db_upgrade(ctx: Context) -> None:
     """Apply every pending migration."""
-    schema.upgrade(ctx.engine)
-    click.echo(f"database at revision {schema.current_revision(ctx.engine)}")
+    ctx.database.upgrade()
+    click.echo(f"database at revision {ctx.database.current_revision()}")
 
 
 @db.command("current")
 @pass_context
 def db_current(ctx: Context) -> None:
     """Print the database's migration revision."""
-    click.echo(schema.current_revision(ctx.engine) or "(empty)")
+    click.echo(ctx.database.current_revision() or "(empty)")
 
 
 @main.group()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
 
@@ -16,19 +16,34 @@ from muster.db.repositories import (
     UserRepository,
 )
 
+_NOT_YET: Any = object()
+
 
 class UnitOfWork:
     """One tenant's transaction. Repositories only ever see that tenant's rows."""
 
-    __slots__ = ("_conn", "_engine", "_platform_level", "_sqlite", "_write", "tenant_id")
+    __slots__ = (
+        "_conn",
+        "_engine",
+        "_held",
+        "_platform_level",
+        "_sqlite",
+        "_write",
+        "tenant_id",
+    )
 
-    def __init__(self, engine: Engine, tenant_id: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, tenant_id: str | None = None, *, hold_connection: bool = False
+    ) -> None:
         self._engine = engine
         self.tenant_id = tenant_id
         self._platform_level = tenant_id is None
         self._conn: Connection | None = None
         self._write = True
         self._sqlite = engine.dialect.name == "sqlite"
+        # A request's unit of work keeps one pooled connection for all its transactions
+        # (authentication, the operation, streaming a group) until close().
+        self._held: Connection | None = None if not hold_connection else _NOT_YET
 
     def reading(self) -> Self:
         """Make the next `with` a read-only transaction (no write lock on SQLite)."""
@@ -36,7 +51,12 @@ class UnitOfWork:
         return self
 
     def __enter__(self) -> Self:
-        conn = self._engine.connect()
+        if self._held is None:
+            conn = self._engine.connect()
+        else:
+            if self._held is _NOT_YET:
+                self._held = self._engine.connect()
+            conn = self._held
         if self._sqlite and self._write:
             conn.info[BEGIN_KEY] = "BEGIN IMMEDIATE"
         conn.begin()
@@ -97,4 +117,11 @@ class UnitOfWork:
                 if conn.in_transaction():
                     conn.rollback()
             finally:
-                conn.close()
+                if self._held is None:
+                    conn.close()
+
+    def close(self) -> None:
+        """Give back a held connection (the end of a request)."""
+        held, self._held = self._held, None
+        if held is not None and held is not _NOT_YET:
+            held.close()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from muster.config import Settings
-from muster.db.unit_of_work import UnitOfWork
+from muster.services.database import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,3 +15,5 @@ class Wiring:
 
     settings: Settings
     uow_factory: Callable[[str | None], UnitOfWork]
+    # A unit of work that keeps its connection for a whole request; the caller closes it.
+    request_uow_factory: Callable[[str | None], UnitOfWork]

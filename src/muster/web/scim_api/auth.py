@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
 from muster.services.api_tokens import Principal, authenticate_token, tenant_of_token
+from muster.services.database import UnitOfWork
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -19,12 +17,12 @@ def bearer_token(authorization: str | None) -> str | None:
     return credentials.strip()
 
 
-def authenticate(authorization: str | None, platform_uow: Callable[[], UnitOfWork]) -> Principal:
+def authenticate(authorization: str | None, uow: UnitOfWork) -> Principal:
     """Resolve the request's bearer token; raises ScimError 401/403."""
     token = bearer_token(authorization)
     if token is None:
         raise ScimError.unauthorized("send the SCIM token as `Authorization: Bearer <token>`")
-    return authenticate_token(platform_uow(), token)
+    return authenticate_token(uow, token)
 
 
 def claimed_tenant(authorization: str | None) -> str | None:

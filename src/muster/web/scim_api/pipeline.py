@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from muster.errors import ScimError
 from muster.services import provisioning_log
 from muster.services.clock import utcnow
+from muster.services.database import UnitOfWork
 from muster.web.scim_api.auth import authenticate, claimed_tenant
 from muster.web.scim_api.log_buffer import LogBuffer
 from muster.web.scim_api.responses import error_response
@@ -32,6 +33,7 @@ class ScimContext:
     request_id: str
     base_url: str
     tenant_id: str | None = None
+    uow: UnitOfWork | None = None
     resource_id: str | None = None
     quirks: list[str] = field(default_factory=list)
     error: ScimError | None = None
@@ -51,7 +53,6 @@ class ScimPipeline:
     def __init__(self, app: ASGIApp, wiring: Wiring) -> None:
         self.app = app
         self.wiring = wiring
-        self._platform_uow = lambda: wiring.uow_factory(None)
         self.log_buffer = LogBuffer(wiring)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,9 +77,14 @@ class ScimPipeline:
             await send(message)
 
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+        claimed = claimed_tenant(authorization)
+        uow = context.uow = (
+            self.wiring.request_uow_factory(claimed) if claimed is not None else None
+        )
         try:
             try:
-                principal = authenticate(authorization, self._platform_uow)
+                # No tenant in the token: authentication fails before touching the database.
+                principal = authenticate(authorization, uow or self.wiring.uow_factory(None))
                 context.tenant_id = principal.tenant_id
                 await self.app(scope, receive, send_with_id)
             except HTTPException as error:  # routing: unknown path or method
@@ -93,6 +99,8 @@ class ScimPipeline:
             context.error = ScimError(500, f"internal error; quote request id {request_id}")
             await error_response(context.error)(scope, receive, send_with_id)
         finally:
+            if uow is not None:
+                uow.close()
             self._record(scope, headers, context, status, authorization, started)
 
     def _record(

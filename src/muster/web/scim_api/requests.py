@@ -8,8 +8,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import orjson
 from starlette.requests import Request
 
-from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
+from muster.services.database import UnitOfWork
 from muster.web.scim_api.pipeline import ScimContext, context_of
 from muster.web.wiring import Wiring
 
@@ -20,12 +20,13 @@ T = TypeVar("T")
 class ScimRequest:
     """Reads what a SCIM handler needs; the tenant was fixed by the pipeline from the token."""
 
-    __slots__ = ("context", "request", "wiring")
+    __slots__ = ("_params", "context", "request", "wiring")
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.context: ScimContext = context_of(request.scope)
         self.wiring: Wiring = request.app.state.wiring
+        self._params: dict[str, str] | None = None
 
     @classmethod
     def of(cls, request: Request) -> ScimRequest:
@@ -45,6 +46,11 @@ class ScimRequest:
 
     @property
     def params(self) -> dict[str, str]:
+        if self._params is None:
+            self._params = self._read_params()
+        return self._params
+
+    def _read_params(self) -> dict[str, str]:
         # SCIM query parameter names are case-insensitive in practice (startindex, Count).
         canonical = {
             "filter": "filter",
@@ -59,7 +65,10 @@ class ScimRequest:
         return {canonical.get(k.lower(), k): v for k, v in self.request.query_params.items()}
 
     def uow(self) -> UnitOfWork:
-        return self.wiring.uow_factory(self.context.tenant_id)
+        """The request's unit of work: its tenant was fixed from the token, once."""
+        uow = self.context.uow
+        assert uow is not None and uow.tenant_id == self.context.tenant_id
+        return uow
 
     def run(
         self, service: Callable[Concatenate[UnitOfWork, P], T], *args: P.args, **kwargs: P.kwargs

@@ -1,0 +1,47 @@
+"""Database: the engine, migrations and units of work, for the CLI and the app's wiring.
+
+web/ and cli.py reach the database only through this module and the units of work it hands
+out; an Engine passes through it only as an opaque handle (tests build one per database).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from muster.config import Settings
+from muster.db import schema
+from muster.db.engine import make_engine
+from muster.db.unit_of_work import UnitOfWork
+
+__all__ = ["Database", "UnitOfWork"]
+
+
+class Database:
+    """One process's connection to Muster's database."""
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+        self.engine = engine or make_engine(
+            settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        )
+
+    def uow(self, tenant_id: str | None = None) -> UnitOfWork:
+        """A unit of work for one tenant, or a platform-level one (tenants, tokens by slug)."""
+        return UnitOfWork(self.engine, tenant_id)
+
+    def request_uow(self, tenant_id: str | None) -> UnitOfWork:
+        """A unit of work that keeps its connection until close(): one per HTTP request."""
+        return UnitOfWork(self.engine, tenant_id, hold_connection=True)
+
+    def upgrade(self) -> None:
+        """Apply every pending migration."""
+        schema.upgrade(self.engine)
+
+    def current_revision(self) -> str | None:
+        return schema.current_revision(self.engine)
+
+    def is_current(self) -> bool:
+        """Tell whether the schema is at the newest migration."""
+        return schema.current_revision(self.engine) == schema.head_revision()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
