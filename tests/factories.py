@@ -1,4 +1,4 @@
-"""build_user(**overrides) makes an Okta-shaped User body; given_user(uow) stores one."""
+"""build_user(**overrides) makes an Okta-shaped User body; given_user and given_tenant store."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 from muster.db.unit_of_work import UnitOfWork
-from muster.scim.records import StoredUser
-from muster.services import users
+from muster.scim.records import StoredUser, TenantInfo
+from muster.services import tenants, users
 
 USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -51,3 +51,10 @@ def patch_op(*operations: dict[str, Any]) -> dict[str, Any]:
 def given_user(uow: UnitOfWork, **overrides: Any) -> StoredUser:
     """Store a user through the service and return it."""
     return users.create_user(uow, build_user(**overrides)).user
+
+
+def given_tenant(
+    platform_uow: UnitOfWork, *, plan: str = "enterprise", seats: int = 25, slug: str | None = None
+) -> TenantInfo:
+    """Store a tenant (Enterprise, 25 seats, SCIM off) and return it."""
+    return tenants.create_tenant(platform_uow, slug or f"t-{suffix()}", plan=plan, seats=seats)

@@ -8,7 +8,7 @@ from typing import Any
 from muster.db.filter_sql import user_filter, user_name_equality
 from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
-from muster.errors import ScimError
+from muster.errors import ScimError, ScimType
 from muster.scim import patching, versioning
 from muster.scim.listing import ListQuery
 from muster.scim.records import StoredUser
@@ -27,6 +27,13 @@ IDENTITY_CHANGE = (
     "{attribute} cannot be changed through provisioning: Muster identifies each person by "
     "their email address. To change it, delete the user in Muster and have them sign in "
     "with the new address."
+)
+
+
+REVIVE_IDENTITY_CONFLICT = (
+    "a deactivated user already holds this userName or email address with a different "
+    "identity; email addresses cannot be changed through provisioning: delete that user in "
+    "Muster and have the person sign in with the new address"
 )
 
 
@@ -78,6 +85,10 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
         if len(holders) > 1:
             # The userName belongs to one deactivated user and the email to another.
             raise ScimError.uniqueness("email address")
+        if holders and holders[0][2:] != (incoming.user_name_key, incoming.email_key):
+            # Reviving is for the same person coming back. A deactivated user holding only the
+            # userName or only the email is someone else's identity: reviving would rename it.
+            raise ScimError(409, REVIVE_IDENTITY_CONFLICT, ScimType.UNIQUENESS)
         now = utcnow()
         if holders:
             # Okta and others create again instead of reactivating after a re-assignment

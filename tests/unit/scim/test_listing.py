@@ -1,0 +1,101 @@
+"""parse_list_query and list_response: paging numbers and filters (RFC 7644 §3.4.2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from muster.errors import ScimError, ScimType
+from muster.scim.listing import list_response, parse_filter, parse_list_query
+from muster.scim.schemas import LIST_RESPONSE_URN
+
+pytestmark = pytest.mark.unit
+
+DEFAULT, MAXIMUM = 100, 1000
+
+
+def _query(**params: str):  # type: ignore[no-untyped-def]
+    return parse_list_query(params, default_count=DEFAULT, max_count=MAXIMUM)
+
+
+def test_list_query_defaults_to_the_first_page_of_default_size() -> None:
+    query = _query()
+
+    assert (query.filter, query.start_index, query.count, query.offset) == (None, 1, DEFAULT, 0)
+
+
+def test_list_query_reads_start_index_and_count() -> None:
+    query = _query(startIndex="101", count="100")
+
+    assert (query.start_index, query.count, query.offset) == (101, 100, 100)
+
+
+@pytest.mark.parametrize("start", ["0", "-5"])
+def test_list_query_clamps_a_start_index_below_one_to_one(start: str) -> None:
+    assert _query(startIndex=start).start_index == 1
+
+
+def test_list_query_clamps_a_negative_count_to_zero() -> None:
+    assert _query(count="-1").count == 0
+
+
+def test_list_query_keeps_count_zero() -> None:
+    # RFC 7644 §3.4.2.4: count=0 asks only for totalResults.
+    assert _query(count="0").count == 0
+
+
+def test_list_query_clamps_count_to_the_maximum_page_size() -> None:
+    assert _query(count="5000").count == MAXIMUM
+
+
+def test_list_query_treats_empty_numbers_as_absent() -> None:
+    query = _query(startIndex="", count="")
+
+    assert (query.start_index, query.count) == (1, DEFAULT)
+
+
+@pytest.mark.parametrize("name", ["startIndex", "count"])
+@pytest.mark.parametrize("raw", ["abc", "1.5", "ten"])
+def test_list_query_rejects_non_integer_numbers(name: str, raw: str) -> None:
+    with pytest.raises(ScimError) as caught:
+        _query(**{name: raw})
+
+    assert caught.value.status == 400
+    assert caught.value.scim_type == ScimType.INVALID_VALUE
+    assert name in caught.value.detail
+
+
+def test_list_query_parses_the_filter() -> None:
+    query = _query(filter='userName eq "ann@example.com"')
+
+    assert query.filter is not None
+    assert query.filter == parse_filter('userName eq "ann@example.com"')
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["userName eq", 'userName equals "x"', 'userName eq "x" and', '(userName eq "x"', '"x"'],
+)
+def test_list_query_rejects_a_bad_filter_as_invalid_filter(text: str) -> None:
+    with pytest.raises(ScimError) as caught:
+        _query(filter=text)
+
+    assert caught.value.status == 400
+    assert caught.value.scim_type == ScimType.INVALID_FILTER
+
+
+def test_list_response_counts_what_it_returns() -> None:
+    body = list_response(250, 101, [{"id": "a"}, {"id": "b"}])
+
+    assert body == {
+        "schemas": [LIST_RESPONSE_URN],
+        "totalResults": 250,
+        "startIndex": 101,
+        "itemsPerPage": 2,
+        "Resources": [{"id": "a"}, {"id": "b"}],
+    }
+
+
+def test_list_response_of_nothing_is_a_valid_empty_page() -> None:
+    body = list_response(0, 1, [])
+
+    assert (body["totalResults"], body["itemsPerPage"], body["Resources"]) == (0, 0, [])
