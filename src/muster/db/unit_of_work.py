@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DataError
 
 from muster.db.engine import BEGIN_KEY
 from muster.db.repositories import (
@@ -15,6 +16,7 @@ from muster.db.repositories import (
     TenantRepository,
     UserRepository,
 )
+from muster.errors import ScimError
 
 _NOT_YET: Any = object()
 
@@ -110,6 +112,15 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn, self._write = self._conn, None, True
+        self._end(conn)
+        if isinstance(exc, DataError):
+            # The last line of defence behind the protocol checks: a value the database
+            # cannot store (too long, a character it refuses) is the client's error.
+            raise ScimError.invalid_value(
+                "a value is too long or contains characters that cannot be stored"
+            ) from exc
+
+    def _end(self, conn: Connection | None) -> None:
         if self._platform_level:
             self.tenant_id = None
         if conn is not None:

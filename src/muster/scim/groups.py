@@ -10,6 +10,7 @@ from scim2_models.path import LogicalOperator as Logic
 
 from muster.errors import ScimError
 from muster.scim.patching import PatchOperation, parse_path
+from muster.scim.resources import MAX_INDEXED_LENGTH, check_length
 from muster.scim.schemas import GROUP_URN
 
 ENTRA_EXTRA_GROUP_SCHEMA = "entra_extra_group_schema"
@@ -54,6 +55,7 @@ class GroupChange:
 def _display_name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ScimError.invalid_value("displayName is required and must be a non-empty string")
+    check_length("displayName", value)
     return value
 
 
@@ -71,6 +73,11 @@ def member_ids(value: Any, where: str) -> tuple[str, ...]:
             )
         ids.append(member_id)
     return tuple(dict.fromkeys(ids))
+
+
+def could_be_id(value: str) -> bool:
+    """Tell whether a string fits an id column at all; longer ones name nobody."""
+    return len(value) <= MAX_INDEXED_LENGTH
 
 
 def parse_group(payload: Any) -> GroupInput:
@@ -92,6 +99,7 @@ def parse_group(payload: Any) -> GroupInput:
     external_id = fields.get("externalid")
     if external_id is not None and not isinstance(external_id, str):
         raise ScimError.invalid_value("externalId must be a string")
+    check_length("externalId", external_id)
     document: dict[str, Any] = {"schemas": [GROUP_URN], "displayName": display_name}
     if external_id is not None:
         document["externalId"] = external_id
@@ -162,6 +170,7 @@ def _at(change: GroupChange, op: str, attribute: str, value: Any, text: str) -> 
         if op == "remove" or value is None:
             change.external_id, change.clears_external_id = None, True
         elif isinstance(value, str):
+            check_length("externalId", value)
             change.external_id, change.clears_external_id = value, False
         else:
             raise ScimError.invalid_value("externalId must be a string")

@@ -27,6 +27,8 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 # Product rule: names take letters of any script, combining marks, digits, space and . _ - ( ) '
 _NAME_PUNCTUATION = frozenset(" ._-()'\u2019")
 _NAME_RULE = "letters, digits, spaces and . _ - ( ) '"
+# userName, emails, externalId and displayName are indexed in VARCHAR(255) columns.
+MAX_INDEXED_LENGTH = 255
 
 
 @dataclass(slots=True)
@@ -89,6 +91,10 @@ def parse_user(payload: Any, *, require_schemas: bool = True) -> UserInput:
     user_name = document.get("userName")
     if not isinstance(user_name, str) or not user_name.strip():
         raise ScimError.invalid_value("userName is required and must be a non-empty string")
+    check_length("userName", user_name)
+    check_length("externalId", document.get("externalId"))
+    for email_item in document.get("emails", []):
+        check_length("emails.value", email_item.get("value"))
     _check_names(document.get("name"))
     email = identity_email(document)
     external_id = document.get("externalId")
@@ -96,6 +102,15 @@ def parse_user(payload: Any, *, require_schemas: bool = True) -> UserInput:
     emails = {e["value"].lower() for e in document.get("emails", []) if "value" in e}
     emails.add(email.lower())
     return UserInput(document, user_name, email, emails, external_id, active, quirks)
+
+
+def check_length(attribute: str, value: Any) -> None:
+    """Refuse a value longer than the indexed column that holds it (MAX_INDEXED_LENGTH)."""
+    if isinstance(value, str) and len(value) > MAX_INDEXED_LENGTH:
+        raise ScimError.invalid_value(
+            f"{attribute} is {len(value)} characters long; "
+            f"at most {MAX_INDEXED_LENGTH} are accepted"
+        )
 
 
 def identity_email(document: dict[str, Any]) -> str:

@@ -15,7 +15,14 @@ from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
 from muster.scim import patching, versioning
-from muster.scim.groups import GroupChange, GroupInput, MemberStep, parse_group, plan_group_patch
+from muster.scim.groups import (
+    GroupChange,
+    GroupInput,
+    MemberStep,
+    could_be_id,
+    parse_group,
+    plan_group_patch,
+)
 from muster.scim.listing import ListQuery
 from muster.scim.records import StoredGroup
 from muster.services.clock import utcnow
@@ -38,6 +45,10 @@ class GroupOutcome:
 
 def _check_members(uow: UnitOfWork, user_ids: Sequence[str]) -> None:
     """Stage the ids and refuse the request if any is not a user of this tenant."""
+    impossible = [u for u in user_ids if not could_be_id(u)]
+    if impossible:
+        shown = impossible[0][:40] + "…"
+        raise ScimError.invalid_value(f"members: no user with id {shown!r} in this tenant")
     uow.groups.stage(user_ids)
     unknown = uow.groups.unknown_staged()
     if not unknown:
@@ -57,7 +68,7 @@ def _apply_step(uow: UnitOfWork, group_id: str, step: MemberStep) -> None:
         return
     if step.action == "remove":
         # Removing someone who is not a member is a no-op, as Okta and Entra expect.
-        uow.groups.stage(step.user_ids)
+        uow.groups.stage([u for u in step.user_ids if could_be_id(u)])
         uow.groups.remove_staged(group_id, source=IDP)
         return
     _check_members(uow, step.user_ids)

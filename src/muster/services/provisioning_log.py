@@ -49,7 +49,7 @@ def _values(entry: LogEntry) -> dict[str, object]:
         "method": entry.method,
         "path": redact(entry.path)[:500],
         "resource_type": entry.resource_type,
-        "resource_id": entry.resource_id,
+        "resource_id": entry.resource_id[:255] if entry.resource_id else None,
         "status": entry.status,
         "scim_type": entry.scim_type,
         "detail": redact(entry.detail)[:_MAX_DETAIL] if entry.detail else None,

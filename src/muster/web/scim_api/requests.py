@@ -99,6 +99,9 @@ class ScimRequest:
         raw = b"".join(chunks)
         if not raw.strip():
             raise ScimError.invalid_syntax("the request body is empty; send a JSON object")
+        if b"\\u0000" in raw:
+            # PostgreSQL cannot store NUL in text or JSON; refuse it for every database alike.
+            raise ScimError.invalid_value("strings may not contain the NUL character (\\u0000)")
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as error:
