@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from muster.errors import ScimError
-from muster.scim.schemas import GROUP_URN, USER_URN
+from muster.scim.schemas import ENTERPRISE_URN, GROUP_URN, USER_URN
 
 _CORE_URNS = (USER_URN.lower() + ":", GROUP_URN.lower() + ":")
+_EXTENSION_URNS = (ENTERPRISE_URN.lower(),)
 # Returned whatever the client asks (RFC 7643 §7 "returned: always" and the envelope).
 _ALWAYS = frozenset({"id", "schemas"})
 
@@ -22,6 +23,12 @@ def _split(entry: str) -> tuple[str, str | None]:
             text = text[len(core) :]
             break
     if text.startswith("urn:"):
+        for extension in _EXTENSION_URNS:
+            if text == extension:
+                return extension, None  # the whole extension
+            if text.startswith(extension + ":"):
+                # An attribute of the extension; its own sub-attributes select it whole.
+                return extension, text[len(extension) + 1 :].partition(".")[0]
         urn, _, attribute = text.rpartition(":")
         return urn, attribute or None
     top, _, sub = text.partition(".")

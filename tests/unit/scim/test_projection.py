@@ -142,3 +142,19 @@ def test_apply_does_not_change_the_given_body() -> None:
     Projection.parse(None, "members.display").apply(body)
     Projection.parse(None, "members").apply(body)
     assert body == _group()
+
+
+def test_excluded_attributes_can_name_a_whole_extension_by_its_urn() -> None:
+    urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    body = {"id": "1", "userName": "ann", urn: {"employeeNumber": "7"}}
+
+    assert Projection.parse(None, urn).apply(body) == {"id": "1", "userName": "ann"}
+
+
+def test_attributes_can_name_an_extension_attribute_by_its_full_path() -> None:
+    urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    body = {"id": "1", "userName": "ann", urn: {"employeeNumber": "7", "department": "R&D"}}
+
+    projected = Projection.parse(f"{urn}:department", None).apply(body)
+
+    assert projected == {"id": "1", urn: {"department": "R&D"}}
