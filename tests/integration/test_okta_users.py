@@ -401,3 +401,14 @@ def test_query_parameter_names_are_read_in_any_case(
 
     body = response.json()
     assert (body["startIndex"], body["itemsPerPage"]) == (2, 2)
+
+
+def test_a_scim_request_records_when_the_token_was_last_used(
+    okta: TestClient, uow_factory: Any, tenant: Any
+) -> None:
+    from muster.services import api_tokens
+
+    okta.get("/scim/v2/Users")
+
+    info = api_tokens.current_token(uow_factory(tenant.tenant_id))
+    assert info is not None and info.last_used is not None

@@ -181,7 +181,11 @@ def test_authenticating_records_when_the_token_was_last_used(
     token = api_tokens.issue_scim_token(uow_factory(), tenant.slug).secret
     assert api_tokens.current_token(uow_factory(tenant.tenant_id)).last_used is None  # type: ignore[union-attr]
 
-    api_tokens.authenticate_token(uow_factory(), token)
+    principal = api_tokens.authenticate_token(uow_factory(), token)
+    assert principal.is_use_stale
+    api_tokens.record_token_use(uow_factory(tenant.tenant_id), principal)
 
     info = api_tokens.current_token(uow_factory(tenant.tenant_id))
     assert info is not None and info.last_used is not None
+    again = api_tokens.authenticate_token(uow_factory(), token)
+    assert not again.is_use_stale  # written at most once a minute

@@ -164,7 +164,7 @@ def test_prune_drops_entries_older_than_the_retention(uow: UnitOfWork) -> None:
 def test_record_request_prunes_by_count_as_it_goes(
     uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(provisioning_log, "PRUNE_EVERY", 1)
+    monkeypatch.setattr(provisioning_log, "PRUNE_INTERVAL", timedelta(0))
 
     for n in range(5):
         _record(uow, _entry(request_id=f"r{n}"), max_entries=2)
@@ -210,3 +210,17 @@ def test_record_request_for_a_tenant_that_does_not_exist_is_dropped(
 
     assert provisioning_log.list_entries(uow_factory(ghost)) == []
     assert provisioning_log.list_entries(uow_factory(tenant.tenant_id)) == []
+
+
+def test_record_request_prunes_at_most_once_per_interval(
+    uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(provisioning_log, "PRUNE_INTERVAL", timedelta(hours=1))
+    monkeypatch.setattr(provisioning_log, "_last_pruned", {})
+
+    for n in range(4):
+        _record(uow, _entry(request_id=f"r{n}"), max_entries=2)
+        time.sleep(0.002)
+
+    # The first write starts the interval; none of the later ones is due to prune.
+    assert len(provisioning_log.list_entries(uow)) == 4

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
 Processor = Callable[[Any], Any]
@@ -62,9 +63,14 @@ def _execute(conn: Connection, statement: Executable, params: Mapping[str, Any])
         values[name] = processor(values[name])
     driver = conn.connection.driver_connection
     assert driver is not None
-    if prepared.order is not None:
-        return driver.execute(prepared.sql, tuple(values[n] for n in prepared.order)), prepared
-    return driver.execute(prepared.sql, values), prepared
+    arguments = tuple(values[n] for n in prepared.order) if prepared.order is not None else values
+    try:
+        return driver.execute(prepared.sql, arguments), prepared
+    except dialect.loaded_dbapi.Error as error:
+        # The same exception classes Connection.execute raises (IntegrityError, DataError...).
+        raise DBAPIError.instance(
+            prepared.sql, arguments, error, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from error
 
 
 def fetch(

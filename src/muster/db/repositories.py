@@ -145,35 +145,41 @@ class UserRepository:
 
     def add(self, values: dict[str, Any], emails: Iterable[str]) -> None:
         try:
-            self._conn.execute(sql.INSERT_USER, {**values, "tenant_id": self._tenant_id})
+            fast.run(self._conn, sql.INSERT_USER, {**values, "tenant_id": self._tenant_id})
         except IntegrityError as error:
             raise _uniqueness_error(error) from error
         self._add_emails(values["id"], emails)
 
     def change(self, user_id: str, values: dict[str, Any], emails: Iterable[str] | None) -> bool:
-        """Write new values; `emails`, when given, replaces the user's email index rows."""
+        """Write every column of USER_WRITE_COLUMNS; `emails`, when given, replaces the index."""
+        params = {"b_tenant": self._tenant_id, "b_id": user_id}
+        for name in sql.USER_WRITE_COLUMNS:
+            params[f"v_{name}"] = values[name]
         try:
-            result = self._conn.execute(
-                sql.UPDATE_USER, {"b_tenant": self._tenant_id, "b_id": user_id, **values}
-            )
+            changed = fast.run(self._conn, sql.UPDATE_USER, params)
         except IntegrityError as error:
             raise _uniqueness_error(error) from error
-        if result.rowcount != 1:
+        if changed != 1:
             return False
         if emails is not None:
-            self._conn.execute(sql.DELETE_EMAILS, {"b_tenant": self._tenant_id, "b_id": user_id})
+            fast.run(self._conn, sql.DELETE_EMAILS, {"b_tenant": self._tenant_id, "b_id": user_id})
             self._add_emails(user_id, emails)
         return True
 
     def _add_emails(self, user_id: str, emails: Iterable[str]) -> None:
-        rows = [{"tenant_id": self._tenant_id, "user_id": user_id, "value_key": v} for v in emails]
-        if rows:
-            self._conn.execute(sql.INSERT_EMAILS, rows)
+        for value in emails:
+            fast.run(
+                self._conn,
+                sql.INSERT_EMAILS,
+                {"tenant_id": self._tenant_id, "user_id": user_id, "value_key": value},
+            )
 
     def remove(self, user_id: str) -> bool:
         """Delete the user and (by cascade) their email and membership rows."""
-        result = self._conn.execute(sql.DELETE_USER, {"b_tenant": self._tenant_id, "b_id": user_id})
-        return result.rowcount == 1
+        return (
+            fast.run(self._conn, sql.DELETE_USER, {"b_tenant": self._tenant_id, "b_id": user_id})
+            == 1
+        )
 
     def search(
         self,

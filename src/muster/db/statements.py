@@ -126,7 +126,23 @@ USER_ID_BY_EMAIL = select(users.c.id).where(
     users.c.tenant_id == TENANT, users.c.email_key == bindparam("b_email_key")
 )
 INSERT_USER = insert(users)
-UPDATE_USER = update(users).where(_THE_USER)
+# The columns every user write sets, bound as v_<column>: a fixed shape, so it is prebuilt.
+USER_WRITE_COLUMNS = (
+    "user_name",
+    "user_name_key",
+    "email_key",
+    "external_id",
+    "active",
+    "source",
+    "document",
+    "last_modified",
+    "version",
+)
+UPDATE_USER = (
+    update(users)
+    .where(_THE_USER)
+    .values({name: bindparam(f"v_{name}", type_=users.c[name].type) for name in USER_WRITE_COLUMNS})
+)
 DELETE_USER = delete(users).where(_THE_USER)
 INSERT_EMAILS = insert(user_emails)
 DELETE_EMAILS = delete(user_emails).where(

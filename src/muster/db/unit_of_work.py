@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError
@@ -18,16 +18,21 @@ from muster.db.repositories import (
 )
 from muster.errors import ScimError
 
-_NOT_YET: Any = object()
-
 
 class UnitOfWork:
-    """One tenant's transaction. Repositories only ever see that tenant's rows."""
+    """One tenant's transaction. Repositories only ever see that tenant's rows.
+
+    A request's unit of work (hold_connection=True) keeps one connection until close(), and
+    may open the request's transaction up front with begin_request(): authentication and the
+    service then run in that one transaction, each `with` joining it, the service's commit()
+    ending it. Everywhere else each `with` is its own transaction.
+    """
 
     __slots__ = (
         "_conn",
         "_engine",
-        "_held",
+        "_hold",
+        "_joined",
         "_platform_level",
         "_sqlite",
         "_write",
@@ -40,29 +45,40 @@ class UnitOfWork:
         self._engine = engine
         self.tenant_id = tenant_id
         self._platform_level = tenant_id is None
-        self._conn: Connection | None = None
+        self._hold = hold_connection
+        self._conn: Connection | None = None  # open inside `with`, or held for a request
+        self._joined = False
         self._write = True
         self._sqlite = engine.dialect.name == "sqlite"
-        # A request's unit of work keeps one pooled connection for all its transactions
-        # (authentication, the operation, streaming a group) until close().
-        self._held: Connection | None = None if not hold_connection else _NOT_YET
 
     def reading(self) -> Self:
         """Make the next `with` a read-only transaction (no write lock on SQLite)."""
         self._write = False
         return self
 
-    def __enter__(self) -> Self:
-        if self._held is None:
-            conn = self._engine.connect()
-        else:
-            if self._held is _NOT_YET:
-                self._held = self._engine.connect()
-            conn = self._held
-        if self._sqlite and self._write:
+    def _checkout(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def _begin(self, conn: Connection, *, write: bool) -> None:
+        if self._sqlite and write:
+            # Writers take SQLite's write lock at BEGIN (see engine.py).
             conn.info[BEGIN_KEY] = "BEGIN IMMEDIATE"
         conn.begin()
-        self._conn = conn
+
+    def begin_request(self, *, write: bool) -> None:
+        """Open the request's transaction now (a held unit of work only)."""
+        assert self._hold, "begin_request() is for a request's held unit of work"
+        conn = self._checkout()
+        if not conn.in_transaction():
+            self._begin(conn, write=write)
+
+    def __enter__(self) -> Self:
+        conn = self._checkout()
+        self._joined = conn.in_transaction()
+        if not self._joined:
+            self._begin(conn, write=self._write)
         return self
 
     def bind_tenant(self, tenant_id: str) -> None:
@@ -72,7 +88,7 @@ class UnitOfWork:
         self.tenant_id = tenant_id
 
     def _connection(self) -> Connection:
-        if self._conn is None:
+        if self._conn is None or not self._conn.in_transaction():
             raise RuntimeError("repositories are only available inside `with uow:`")
         return self._conn
 
@@ -103,6 +119,7 @@ class UnitOfWork:
         return ProvisioningLogRepository(self._connection(), self._scoped_tenant())
 
     def commit(self) -> None:
+        """Commit the open transaction (the request's, when this `with` joined it)."""
         self._connection().commit()
 
     def __exit__(
@@ -111,8 +128,16 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        conn, self._conn, self._write = self._conn, None, True
-        self._end(conn)
+        joined, self._joined, self._write = self._joined, False, True
+        if self._platform_level and not self._hold:
+            self.tenant_id = None
+        conn = self._conn
+        if conn is not None:
+            if conn.in_transaction() and (not joined or exc is not None):
+                conn.rollback()
+            if not self._hold:
+                self._conn = None
+                conn.close()
         if isinstance(exc, DataError):
             # The last line of defence behind the protocol checks: a value the database
             # cannot store (too long, a character it refuses) is the client's error.
@@ -120,19 +145,12 @@ class UnitOfWork:
                 "a value is too long or contains characters that cannot be stored"
             ) from exc
 
-    def _end(self, conn: Connection | None) -> None:
-        if self._platform_level:
-            self.tenant_id = None
+    def close(self) -> None:
+        """End any open transaction and give back a held connection (the end of a request)."""
+        conn, self._conn = self._conn, None
         if conn is not None:
             try:
                 if conn.in_transaction():
                     conn.rollback()
             finally:
-                if self._held is None:
-                    conn.close()
-
-    def close(self) -> None:
-        """Give back a held connection (the end of a request)."""
-        held, self._held = self._held, None
-        if held is not None and held is not _NOT_YET:
-            held.close()
+                conn.close()

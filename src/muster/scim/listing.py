@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from scim2_models import ScimFilter
-from scim2_models.path import FilterNode
+from scim2_models.path import AttrPath, CompareOperator, Comparison, FilterNode
 
 from muster.errors import ScimError
 from muster.scim.schemas import LIST_RESPONSE_URN
@@ -26,8 +28,33 @@ class ListQuery:
         return self.start_index - 1
 
 
+# `attr eq "value"` / `attr.sub eq "value"`: Okta's and Entra's existence checks, sent with a
+# new value every time, so scim2-models' parse cache never hits and its LALR parse costs ~50 µs.
+# This shape is read directly into the same tree; every other filter goes to scim2-models.
+_SIMPLE_EQ = re.compile(
+    r'\s*([A-Za-z][\w$-]*)(?:\.([A-Za-z][\w$-]*))?\s+[eE][qQ]\s+"((?:[^"\\]|\\.)*)"\s*'
+)
+
+
+def _simple_equality(text: str) -> FilterNode | None:
+    match = _SIMPLE_EQ.fullmatch(text)
+    if match is None:
+        return None
+    attr, sub_attr, raw = match.groups()
+    if attr.lower() in ("and", "or", "not"):
+        return None
+    try:
+        value = orjson.loads(f'"{raw}"') if "\\" in raw else raw
+    except orjson.JSONDecodeError:
+        return None  # let the full parser say what is wrong
+    return Comparison(AttrPath(attr, sub_attr), CompareOperator.eq, value)
+
+
 def parse_filter(text: str) -> FilterNode:
     """Parse RFC 7644 §3.4.2.2 filter text into scim2-models' tree; bad syntax -> invalidFilter."""
+    simple = _simple_equality(text)
+    if simple is not None:
+        return simple
     try:
         return ScimFilter(text).ast
     except Exception as error:  # scim2-models raises its own exception types for bad filters

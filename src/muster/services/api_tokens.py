@@ -122,6 +122,12 @@ class Principal:
 
     tenant_id: str
     token_id: str
+    last_used: datetime | None = None
+
+    @property
+    def is_use_stale(self) -> bool:
+        """Tell whether the token's last-used time is due for a write (see record_token_use)."""
+        return self.last_used is None or utcnow() - self.last_used > LAST_USED_RESOLUTION
 
 
 def authenticate_token(uow: UnitOfWork, token: str | None) -> Principal:
@@ -146,10 +152,13 @@ def authenticate_token(uow: UnitOfWork, token: str | None) -> Principal:
             "SCIM provisioning is turned off for this account; an admin can turn it on under "
             "Settings > Identity Providers > SCIM Integration"
         )
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        with uow:
-            uow.bind_tenant(tenant_id)
-            uow.tokens.touch(row.id, now)
-            uow.commit()
-    return Principal(tenant_id=tenant_id, token_id=row.id)
+    return Principal(tenant_id=tenant_id, token_id=row.id, last_used=row.last_used_at)
+
+
+def record_token_use(uow: UnitOfWork, principal: Principal) -> None:
+    """Write the token's last-used time, at most once a minute, after the request it served."""
+    if not principal.is_use_stale:
+        return
+    with uow:
+        uow.tokens.touch(principal.token_id, utcnow())
+        uow.commit()

@@ -11,12 +11,23 @@ from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.services.clock import utcnow
 
-# Prune a tenant's log after this many records per process: retention without a scheduler.
-PRUNE_EVERY = 500
+# Retention without a scheduler: each process prunes a tenant's log when it writes to it, at
+# most this often (pruning by count walks the tenant's newest entries, so not on every write).
+PRUNE_INTERVAL = timedelta(minutes=1)
 _MAX_DETAIL = 2000
 # A token or password may appear in a detail we echo (say, a query string); never keep it.
 _SECRET_RE = re.compile(r"(mst_[0-9a-fA-F]{32}_)[A-Za-z0-9_\-]+|((?:password|token)\W+)\S+", re.I)
-_recorded = 0  # records since this process last pruned
+_last_pruned: dict[str, datetime] = {}
+
+
+def _prune_is_due(tenant_id: str) -> bool:
+    """The first write of a process starts the clock; then a prune every PRUNE_INTERVAL."""
+    now = utcnow()
+    last = _last_pruned.setdefault(tenant_id, now)
+    if last == now or now - last < PRUNE_INTERVAL:
+        return False
+    _last_pruned[tenant_id] = now
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +88,7 @@ def record_requests(
         if tenant_may_not_exist and uow.tenants.get(uow.tenant_id) is None:
             return  # a token naming a tenant that does not exist: nobody to tell
         uow.log.add_many(rows)
-        global _recorded
-        _recorded += len(rows)
-        if _recorded >= PRUNE_EVERY:
-            _recorded = 0
+        if _prune_is_due(uow.tenant_id):
             uow.log.prune(older_than=utcnow() - timedelta(days=retention_days), keep=max_entries)
         uow.commit()
 

@@ -58,9 +58,12 @@ def _stored(
     return StoredUser(user_id, incoming.document, active, source, created, now, version)
 
 
-def _columns(incoming: UserInput, active: bool, now: Any, version: int) -> dict[str, Any]:
+def _columns(
+    incoming: UserInput, active: bool, source: str, now: Any, version: int
+) -> dict[str, Any]:
     incoming.document["active"] = active
     return {
+        "source": source,
         "user_name": incoming.user_name,
         "user_name_key": incoming.user_name_key,
         "email_key": incoming.email_key,
@@ -100,9 +103,7 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
                 seats.claim_seat(uow)
             version = current.version + 1
             uow.users.change(
-                user_id,
-                {**_columns(incoming, active, now, version), "source": source},
-                incoming.emails,
+                user_id, _columns(incoming, active, source, now, version), incoming.emails
             )
             user = _stored(user_id, incoming, active, source, current.created, now, version)
             _attach_groups(uow, [user])  # deactivation kept their memberships
@@ -110,10 +111,8 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
             if active:
                 seats.claim_seat(uow)
             user_id = new_id()
-            values = _columns(incoming, active, now, 1)
-            uow.users.add(
-                {**values, "id": user_id, "source": source, "created_at": now}, incoming.emails
-            )
+            values = _columns(incoming, active, source, now, 1)
+            uow.users.add({**values, "id": user_id, "created_at": now}, incoming.emails)
             user = _stored(user_id, incoming, active, source, now, now, 1)
         uow.commit()
     return Outcome(user, incoming.quirks, created=True)
@@ -174,7 +173,8 @@ def _rewrite(uow: UnitOfWork, current: StoredUser, incoming: UserInput, active: 
     current_emails = {e.get("value", "").lower() for e in current.document.get("emails", [])}
     current_emails.add(identity_email(current.document).lower())
     emails = incoming.emails if incoming.emails != current_emails else None
-    if not uow.users.change(current.user_id, _columns(incoming, active, now, version), emails):
+    values = _columns(incoming, active, current.source, now, version)
+    if not uow.users.change(current.user_id, values, emails):
         raise ScimError.not_found("User", current.user_id)
     return _stored(current.user_id, incoming, active, current.source, current.created, now, version)
 

@@ -99,3 +99,36 @@ def test_list_response_of_nothing_is_a_valid_empty_page() -> None:
     body = list_response(0, 1, [])
 
     assert (body["totalResults"], body["itemsPerPage"], body["Resources"]) == (0, 0, [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'userName eq "a@x.com"',
+        'userName Eq "a\\"b@x.com"',
+        'emails.value eq "X@Y"',
+        '  externalId eq "00u1"  ',
+        'name.givenName eq "Ann"',
+        'userName eq "caf\\u00e9"',
+        'displayName eq "A \\\\ B"',
+        'userName eq ""',
+    ],
+)
+def test_simple_equality_filters_read_the_same_as_the_full_parser(text: str) -> None:
+    # The fast path for `attr eq "value"` must build exactly scim2-models' tree.
+    from scim2_models import ScimFilter
+
+    assert parse_filter(text) == ScimFilter(text).ast
+
+
+@pytest.mark.parametrize("text", ['not eq "x"', 'userName eq "a" or id eq "b"', 'userName eq "'])
+def test_filters_beyond_simple_equality_go_to_the_full_parser(text: str) -> None:
+    from scim2_models import ScimFilter
+
+    try:
+        expected = ScimFilter(text).ast
+    except Exception:
+        with pytest.raises(ScimError):
+            parse_filter(text)
+    else:
+        assert parse_filter(text) == expected

@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from muster.errors import ScimError
-from muster.services import provisioning_log
+from muster.services import api_tokens, provisioning_log
+from muster.services.api_tokens import Principal
 from muster.services.clock import utcnow
 from muster.services.database import UnitOfWork
 from muster.web.scim_api.auth import authenticate, claimed_tenant
@@ -24,6 +25,7 @@ from muster.web.wiring import Wiring
 logger = logging.getLogger("muster.scim")
 SCOPE_KEY = "muster.scim"
 _RESOURCE_TYPES = {"users": "User", "groups": "Group"}
+_READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass(slots=True)
@@ -37,6 +39,7 @@ class ScimContext:
     resource_id: str | None = None
     quirks: list[str] = field(default_factory=list)
     error: ScimError | None = None
+    body: bytes = b""
 
 
 def _base_url(scope: Scope, headers: dict[bytes, bytes], public_url: str | None) -> str:
@@ -54,6 +57,7 @@ class ScimPipeline:
         self.app = app
         self.wiring = wiring
         self.log_buffer = LogBuffer(wiring)
+        self._body_limit = wiring.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,8 +85,17 @@ class ScimPipeline:
         uow = context.uow = (
             self.wiring.request_uow_factory(claimed) if claimed is not None else None
         )
+        principal = None
         try:
             try:
+                is_write = scope["method"] not in _READ_METHODS
+                if is_write:
+                    # Read the whole body before any lock is taken: awaiting the network while
+                    # holding SQLite's write lock would stall every other request.
+                    context.body = await _read_body(scope, receive, headers, self._body_limit)
+                if uow is not None:
+                    # Authentication and the operation share one transaction.
+                    uow.begin_request(write=is_write)
                 # No tenant in the token: authentication fails before touching the database.
                 principal = authenticate(authorization, uow or self.wiring.uow_factory(None))
                 context.tenant_id = principal.tenant_id
@@ -101,7 +114,15 @@ class ScimPipeline:
         finally:
             if uow is not None:
                 uow.close()
+            if principal is not None and principal.is_use_stale:
+                self._record_token_use(principal)
             self._record(scope, headers, context, status, authorization, started)
+
+    def _record_token_use(self, principal: Principal) -> None:
+        try:
+            api_tokens.record_token_use(self.wiring.uow_factory(principal.tenant_id), principal)
+        except Exception:  # bookkeeping must never fail a served request
+            logger.exception("could not record the use of token %s", principal.token_id)
 
     def _record(
         self,
@@ -142,6 +163,29 @@ class ScimPipeline:
             client_quirks=",".join(sorted(set(context.quirks))) or None,
         )
         self.log_buffer.add(tenant_id, entry, claimed=claimed)
+
+
+async def _read_body(
+    scope: Scope, receive: Receive, headers: dict[bytes, bytes], limit: int
+) -> bytes:
+    """Read the request body; 413 as soon as it is known to exceed the limit."""
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ScimError.payload_too_large(limit)
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ScimError.payload_too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
 
 def _routing_error(error: HTTPException, scope: Scope) -> ScimError:

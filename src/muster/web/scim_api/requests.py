@@ -84,19 +84,8 @@ class ScimRequest:
             self.context.quirks.extend(quirks)
 
     async def json(self) -> Any:
-        """Read and parse the JSON body; 413 over the limit, 400 invalidSyntax when malformed."""
-        limit = self.wiring.settings.max_body_bytes
-        declared = self.request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise ScimError.payload_too_large(limit)
-        chunks = []
-        size = 0
-        async for chunk in self.request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ScimError.payload_too_large(limit)
-            chunks.append(chunk)
-        raw = b"".join(chunks)
+        """Parse the JSON body the pipeline read; 400 invalidSyntax when malformed."""
+        raw = self.context.body
         if not raw.strip():
             raise ScimError.invalid_syntax("the request body is empty; send a JSON object")
         if b"\\u0000" in raw:
