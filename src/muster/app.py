@@ -36,6 +36,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         scim.log_buffer.flush()  # the last batch of provisioning log entries
+        database.close_idle_connections()
 
     app = Starlette(
         routes=[

@@ -82,6 +82,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
         host=host,
         port=port,
         log_level="warning",
+        access_log=False,  # the provisioning log records every SCIM request
         loop="auto",
         http="auto",
     )

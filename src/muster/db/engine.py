@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -62,6 +62,8 @@ def _install_sqlite_hooks(engine: Engine, *, in_memory: bool, busy_timeout_ms: i
             # WAL + NORMAL: a commit survives a process crash; only an OS crash may lose the
             # last transactions, never corrupt the file.
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Read pages through a memory map rather than a read() syscall each (256 MiB cap).
+            cursor.execute("PRAGMA mmap_size=268435456")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
@@ -71,5 +73,32 @@ def _install_sqlite_hooks(engine: Engine, *, in_memory: bool, busy_timeout_ms: i
         # Writers take the write lock up front: a DEFERRED transaction that reads and then
         # writes can fail with SQLITE_BUSY without waiting when another process wrote meanwhile.
         mode = connection.info.pop(BEGIN_KEY, "BEGIN")
+        driver = connection.connection.driver_connection
+        if driver.in_transaction:
+            return  # a request's transaction opened on the driver (driver_begin) is joined
         # Straight to the driver: this runs once per transaction, on every request.
-        connection.connection.driver_connection.execute(mode)
+        driver.execute(mode)
+
+
+def driver_begin(conn: Connection, *, write: bool) -> None:
+    """Open a transaction on the driver itself, without SQLAlchemy's bookkeeping.
+
+    SQLite gets BEGIN or BEGIN IMMEDIATE; psycopg opens one implicitly at the first statement.
+    A later Connection.execute() joins it (see _on_begin); commit or roll back with
+    driver_end().
+    """
+    if conn.dialect.name == "sqlite":
+        driver: Any = conn.connection.driver_connection
+        driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def driver_end(conn: Connection, *, commit: bool) -> None:
+    """Commit or roll back whatever transaction is open, SQLAlchemy's or the driver's alone."""
+    if conn.in_transaction():
+        conn.commit() if commit else conn.rollback()
+        return
+    driver: Any = conn.connection.driver_connection
+    if commit:
+        driver.commit()
+    else:
+        driver.rollback()

@@ -367,9 +367,10 @@ class GroupRepository:
 
     def member_batches(self, group_id: str, batch_size: int) -> Iterator[list[tuple[str, str]]]:
         """Yield (user id, userName) of the members in batches, in id order, never all at once."""
-        result = self._conn.execution_options(stream_results=True, yield_per=batch_size).execute(
-            sql.MEMBERS, self._scope(group_id)
-        )
+        # Options on the statement, not the connection: Connection.execution_options() changes
+        # the connection itself, which outlives this request on the shelf.
+        streamed = sql.MEMBERS.execution_options(stream_results=True, yield_per=batch_size)
+        result = self._conn.execute(streamed, self._scope(group_id))
         for partition in result.partitions(batch_size):
             yield [(row[0], row[1]) for row in partition]
 

@@ -8,7 +8,7 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError
 
-from muster.db.engine import BEGIN_KEY
+from muster.db.engine import BEGIN_KEY, driver_begin, driver_end
 from muster.db.repositories import (
     ApiTokenRepository,
     GroupRepository,
@@ -17,6 +17,41 @@ from muster.db.repositories import (
     UserRepository,
 )
 from muster.errors import ScimError
+
+
+class ConnectionShelf:
+    """Open connections kept between requests, so a request skips the pool's checkout.
+
+    Requests run one at a time per event loop between awaits, yet several can be in flight
+    (a streamed group), so this is a stack, not one connection. A connection that failed is
+    dropped, never shelved.
+    """
+
+    def __init__(self, engine: Engine, size: int = 8) -> None:
+        self._engine, self._size = engine, size
+        self._idle: list[Connection] = []
+
+    def take(self) -> Connection:
+        idle = self._idle
+        return idle.pop() if idle else self._engine.connect()
+
+    def put_back(self, conn: Connection) -> None:
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+        except Exception:
+            conn.invalidate()
+            conn.close()
+            raise
+        if conn.invalidated or conn.closed or len(self._idle) >= self._size:
+            conn.close()
+        else:
+            self._idle.append(conn)
+
+    def close_all(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 class UnitOfWork:
@@ -34,20 +69,29 @@ class UnitOfWork:
         "_hold",
         "_joined",
         "_platform_level",
+        "_request_open",
+        "_shelf",
         "_sqlite",
         "_write",
         "tenant_id",
     )
 
     def __init__(
-        self, engine: Engine, tenant_id: str | None = None, *, hold_connection: bool = False
+        self,
+        engine: Engine,
+        tenant_id: str | None = None,
+        *,
+        hold_connection: bool = False,
+        shelf: ConnectionShelf | None = None,
     ) -> None:
         self._engine = engine
+        self._shelf = shelf
         self.tenant_id = tenant_id
         self._platform_level = tenant_id is None
         self._hold = hold_connection
         self._conn: Connection | None = None  # open inside `with`, or held for a request
         self._joined = False
+        self._request_open = False  # a request transaction opened on the driver is running
         self._write = True
         self._sqlite = engine.dialect.name == "sqlite"
 
@@ -58,7 +102,7 @@ class UnitOfWork:
 
     def _checkout(self) -> Connection:
         if self._conn is None:
-            self._conn = self._engine.connect()
+            self._conn = self._shelf.take() if self._shelf else self._engine.connect()
         return self._conn
 
     def _begin(self, conn: Connection, *, write: bool) -> None:
@@ -68,15 +112,20 @@ class UnitOfWork:
         conn.begin()
 
     def begin_request(self, *, write: bool) -> None:
-        """Open the request's transaction now (a held unit of work only)."""
+        """Open the request's transaction now (a held unit of work only).
+
+        It is opened on the driver, skipping SQLAlchemy's transaction bookkeeping (~10% of a
+        request's CPU); SQLAlchemy statements run later simply join it.
+        """
         assert self._hold, "begin_request() is for a request's held unit of work"
         conn = self._checkout()
-        if not conn.in_transaction():
-            self._begin(conn, write=write)
+        if not (self._request_open or conn.in_transaction()):
+            driver_begin(conn, write=write)
+            self._request_open = True
 
     def __enter__(self) -> Self:
         conn = self._checkout()
-        self._joined = conn.in_transaction()
+        self._joined = self._request_open or conn.in_transaction()
         if not self._joined:
             self._begin(conn, write=self._write)
         return self
@@ -88,9 +137,10 @@ class UnitOfWork:
         self.tenant_id = tenant_id
 
     def _connection(self) -> Connection:
-        if self._conn is None or not self._conn.in_transaction():
+        conn = self._conn
+        if conn is None or not (self._request_open or conn.in_transaction()):
             raise RuntimeError("repositories are only available inside `with uow:`")
-        return self._conn
+        return conn
 
     def _scoped_tenant(self) -> str:
         if self.tenant_id is None:
@@ -120,7 +170,8 @@ class UnitOfWork:
 
     def commit(self) -> None:
         """Commit the open transaction (the request's, when this `with` joined it)."""
-        self._connection().commit()
+        driver_end(self._connection(), commit=True)
+        self._request_open = False
 
     def __exit__(
         self,
@@ -133,7 +184,10 @@ class UnitOfWork:
             self.tenant_id = None
         conn = self._conn
         if conn is not None:
-            if conn.in_transaction() and (not joined or exc is not None):
+            if joined and exc is not None and self._request_open:
+                driver_end(conn, commit=False)
+                self._request_open = False
+            elif conn.in_transaction() and (not joined or exc is not None):
                 conn.rollback()
             if not self._hold:
                 self._conn = None
@@ -148,9 +202,21 @@ class UnitOfWork:
     def close(self) -> None:
         """End any open transaction and give back a held connection (the end of a request)."""
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        if self._request_open:
+            self._request_open = False
             try:
-                if conn.in_transaction():
-                    conn.rollback()
-            finally:
+                driver_end(conn, commit=False)
+            except Exception:
+                conn.invalidate()
                 conn.close()
+                raise
+        if self._shelf is not None:
+            self._shelf.put_back(conn)
+            return
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+        finally:
+            conn.close()

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from muster.config import Settings
 from muster.db import schema
 from muster.db.engine import make_engine
-from muster.db.unit_of_work import UnitOfWork
+from muster.db.unit_of_work import ConnectionShelf, UnitOfWork
 
 __all__ = ["Database", "UnitOfWork"]
 
@@ -23,6 +23,8 @@ class Database:
         self.engine = engine or make_engine(
             settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
+        # Fewer than the pool's 5 connections, leaving room for log writes and CLI-style units.
+        self._shelf = ConnectionShelf(self.engine, size=3)
 
     def uow(self, tenant_id: str | None = None) -> UnitOfWork:
         """A unit of work for one tenant, or a platform-level one (tenants, tokens by slug)."""
@@ -30,7 +32,7 @@ class Database:
 
     def request_uow(self, tenant_id: str | None) -> UnitOfWork:
         """A unit of work that keeps its connection until close(): one per HTTP request."""
-        return UnitOfWork(self.engine, tenant_id, hold_connection=True)
+        return UnitOfWork(self.engine, tenant_id, hold_connection=True, shelf=self._shelf)
 
     def upgrade(self) -> None:
         """Apply every pending migration."""
@@ -43,5 +45,10 @@ class Database:
         """Tell whether the schema is at the newest migration."""
         return schema.current_revision(self.engine) == schema.head_revision()
 
+    def close_idle_connections(self) -> None:
+        """Close the connections kept between requests (at shutdown)."""
+        self._shelf.close_all()
+
     def dispose(self) -> None:
+        self._shelf.close_all()
         self.engine.dispose()

@@ -26,11 +26,6 @@ from muster.web.scim_api.responses import (
 )
 
 
-def _projection(scim: ScimRequest) -> Projection:
-    params = scim.params
-    return Projection.parse(params.get("attributes"), params.get("excludedAttributes"))
-
-
 def _stream_group(
     scim: ScimRequest, group: StoredGroup, projection: Projection, status: int = 200
 ) -> Response:
@@ -70,13 +65,13 @@ async def create_group(request: Request) -> Response:
     scim = ScimRequest.of(request)
     outcome = scim.run(groups.create_group, await scim.json())
     scim.note(resource_id=outcome.group.group_id, quirks=outcome.quirks)
-    return _stream_group(scim, outcome.group, _projection(scim), status=201)
+    return _stream_group(scim, outcome.group, scim.projection, status=201)
 
 
 async def get_group(request: Request) -> Response:
     """GET /Groups/{id}; `excludedAttributes=members` never reads the membership table."""
     scim = ScimRequest.of(request)
-    projection = _projection(scim)
+    projection = scim.projection
     group = scim.run(groups.get_group, request.path_params["group_id"])
     if versioning.is_not_modified(group.version, scim.if_none_match):
         return Response(status_code=304, headers={"ETag": versioning.etag(group.version)})
@@ -90,7 +85,7 @@ async def list_groups(request: Request) -> Response:
     query = parse_list_query(
         scim.params, default_count=settings.default_page_size, max_count=settings.max_page_size
     )
-    projection = _projection(scim)
+    projection = scim.projection
     with_members = projection.wants("members")
     total, page, members = scim.run(groups.list_groups, query, with_members=with_members)
     base = scim.base_url
@@ -113,13 +108,13 @@ async def replace_group(request: Request) -> Response:
         if_match=scim.if_match,
     )
     scim.note(quirks=outcome.quirks)
-    return _stream_group(scim, outcome.group, _projection(scim))
+    return _stream_group(scim, outcome.group, scim.projection)
 
 
 async def patch_group(request: Request) -> Response:
     """PATCH /Groups/{id}: 204, or 200 with the group when the client names attributes."""
     scim = ScimRequest.of(request)
-    projection = _projection(scim)
+    projection = scim.projection
     outcome = scim.run(
         groups.patch_group,
         request.path_params["group_id"],

@@ -9,6 +9,7 @@ import orjson
 from starlette.requests import Request
 
 from muster.errors import ScimError
+from muster.scim.projection import Projection
 from muster.services.database import UnitOfWork
 from muster.web.scim_api.pipeline import ScimContext, context_of
 from muster.web.wiring import Wiring
@@ -20,13 +21,14 @@ T = TypeVar("T")
 class ScimRequest:
     """Reads what a SCIM handler needs; the tenant was fixed by the pipeline from the token."""
 
-    __slots__ = ("_params", "context", "request", "wiring")
+    __slots__ = ("_params", "_projection", "context", "request", "wiring")
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.context: ScimContext = context_of(request.scope)
         self.wiring: Wiring = request.app.state.wiring
         self._params: dict[str, str] | None = None
+        self._projection: Projection | None = None
 
     @classmethod
     def of(cls, request: Request) -> ScimRequest:
@@ -49,6 +51,16 @@ class ScimRequest:
         if self._params is None:
             self._params = self._read_params()
         return self._params
+
+    @property
+    def projection(self) -> Projection:
+        """The attributes / excludedAttributes the client asked for (RFC 7644 §3.4.2.5)."""
+        if self._projection is None:
+            params = self.params
+            self._projection = Projection.parse(
+                params.get("attributes"), params.get("excludedAttributes")
+            )
+        return self._projection
 
     def _read_params(self) -> dict[str, str]:
         # SCIM query parameter names are case-insensitive in practice (startindex, Count).

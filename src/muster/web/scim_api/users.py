@@ -7,16 +7,10 @@ from starlette.responses import Response
 
 from muster.scim import versioning
 from muster.scim.listing import list_response, parse_list_query
-from muster.scim.projection import Projection
 from muster.scim.records import StoredUser
 from muster.services import users
 from muster.web.scim_api.requests import ScimRequest
 from muster.web.scim_api.responses import ScimResponse, scim_response, user_body
-
-
-def _projection(scim: ScimRequest) -> Projection:
-    params = scim.params
-    return Projection.parse(params.get("attributes"), params.get("excludedAttributes"))
 
 
 def _user_response(scim: ScimRequest, user: StoredUser, *, status: int = 200) -> Response:
@@ -25,7 +19,7 @@ def _user_response(scim: ScimRequest, user: StoredUser, *, status: int = 200) ->
     headers = {"ETag": body["meta"]["version"]}
     if status == 201:
         headers["Location"] = body["meta"]["location"]
-    return ScimResponse(_projection(scim).apply(body), status_code=status, headers=headers)
+    return ScimResponse(scim.projection.apply(body), status_code=status, headers=headers)
 
 
 async def create_user(request: Request) -> Response:
@@ -39,7 +33,7 @@ async def create_user(request: Request) -> Response:
 async def get_user(request: Request) -> Response:
     """GET /Users/{id}."""
     scim = ScimRequest.of(request)
-    projection = _projection(scim)
+    projection = scim.projection
     user = scim.run(
         users.get_user, request.path_params["user_id"], with_groups=projection.wants("groups")
     )
@@ -55,7 +49,7 @@ async def list_users(request: Request) -> Response:
     query = parse_list_query(
         scim.params, default_count=settings.default_page_size, max_count=settings.max_page_size
     )
-    projection = _projection(scim)
+    projection = scim.projection
     total, page = scim.run(users.list_users, query, with_groups=projection.wants("groups"))
     base = scim.base_url
     resources = [projection.apply(user_body(u, base)) for u in page]
