@@ -412,3 +412,14 @@ def test_a_scim_request_records_when_the_token_was_last_used(
 
     info = api_tokens.current_token(uow_factory(tenant.tenant_id))
     assert info is not None and info.last_used is not None
+
+
+def test_a_filter_value_with_accents_and_plus_signs_finds_the_user(okta: TestClient) -> None:
+    email = f"josé+{suffix()}@example.com"
+    created = okta.post("/scim/v2/Users", json=build_user(email=email))
+    assert created.status_code == 201, created.text
+
+    found = okta.get("/scim/v2/Users", params={"filter": f'userName eq "{email.upper()}"'})
+
+    assert found.json()["totalResults"] == 1
+    assert found.json()["Resources"][0]["id"] == created.json()["id"]

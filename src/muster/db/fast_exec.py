@@ -92,3 +92,32 @@ def run(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> i
     """Run a prebuilt INSERT/UPDATE/DELETE and return its row count."""
     cursor, _ = _execute(conn, statement, params)
     return int(cursor.rowcount)
+
+
+def run_many(conn: Connection, statement: Executable, rows: list[Mapping[str, Any]]) -> None:
+    """Run a prebuilt INSERT once per row, in one driver call (executemany)."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    key = (id(statement), dialect.name)
+    prepared = _prepared.get(key)
+    if prepared is None:
+        prepared = _prepared[key] = _prepare(statement, dialect)
+    arguments: list[Any] = []
+    for params in rows:
+        values = {**prepared.defaults, **params} if prepared.defaults else dict(params)
+        for name, processor in prepared.bind:
+            values[name] = processor(values[name])
+        arguments.append(
+            tuple(values[n] for n in prepared.order) if prepared.order is not None else values
+        )
+    driver: Any = conn.connection.driver_connection
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(prepared.sql, arguments)
+    except dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(
+            prepared.sql, arguments, error, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from error
+    finally:
+        cursor.close()

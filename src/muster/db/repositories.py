@@ -232,7 +232,9 @@ class ProvisioningLogRepository:
         self._conn, self._tenant_id = conn, tenant_id
 
     def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        self._conn.execute(sql.INSERT_LOG, [{**row, "tenant_id": self._tenant_id} for row in rows])
+        fast.run_many(
+            self._conn, sql.INSERT_LOG, [{**row, "tenant_id": self._tenant_id} for row in rows]
+        )
 
     def newest(self, *, failed_only: bool, limit: int) -> Sequence[Any]:
         log = sql.provisioning_log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
@@ -15,6 +16,16 @@ from muster.web.scim_api.pipeline import ScimContext, context_of
 from muster.web.wiring import Wiring
 
 P = ParamSpec("P")
+_CANONICAL_PARAMS = {
+    "filter": "filter",
+    "startindex": "startIndex",
+    "count": "count",
+    "attributes": "attributes",
+    "excludedattributes": "excludedAttributes",
+    "sortby": "sortBy",
+    "sortorder": "sortOrder",
+    "cursor": "cursor",
+}
 T = TypeVar("T")
 
 
@@ -64,17 +75,13 @@ class ScimRequest:
 
     def _read_params(self) -> dict[str, str]:
         # SCIM query parameter names are case-insensitive in practice (startindex, Count).
-        canonical = {
-            "filter": "filter",
-            "startindex": "startIndex",
-            "count": "count",
-            "attributes": "attributes",
-            "excludedattributes": "excludedAttributes",
-            "sortby": "sortBy",
-            "sortorder": "sortOrder",
-            "cursor": "cursor",
-        }
-        return {canonical.get(k.lower(), k): v for k, v in self.request.query_params.items()}
+        # Read straight from the raw query string: Starlette's QueryParams costs more and
+        # SCIM needs only the last value of each name.
+        query = self.request.scope.get("query_string", b"")
+        if not query:
+            return {}
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        return {_CANONICAL_PARAMS.get(k.lower(), k): v for k, v in pairs}
 
     def uow(self) -> UnitOfWork:
         """The request's unit of work: its tenant was fixed from the token, once."""
