@@ -189,12 +189,16 @@ class UserRepository:
         limit: int,
     ) -> tuple[int, list[StoredUser]]:
         """Return (total matches, one page in id order, which is creation order)."""
-        condition = sql.users.c.tenant_id == self._tenant_id
-        if where is not None:
-            condition = and_(condition, where)
-        page = select(*sql.USER_COLUMNS).where(condition).order_by(sql.users.c.id)
-        count = select(func.count()).select_from(sql.users).where(condition)
-        return _paged(self._conn, page, count, offset, limit, to_stored_user)
+        return _search(
+            self._conn,
+            sql.users,
+            sql.USER_COLUMNS,
+            self._tenant_id,
+            where,
+            offset,
+            limit,
+            to_stored_user,
+        )
 
     def search_by_user_name(
         self, user_name_key: str, *, offset: int, limit: int
@@ -210,6 +214,25 @@ class UserRepository:
         )
         # userName is unique per tenant: the first page holds the one match, or none.
         return len(rows), [to_stored_user(row) for row in rows]
+
+
+def _search(
+    conn: Connection,
+    table: Any,
+    columns: Sequence[Any],
+    tenant_id: str,
+    where: ColumnElement[bool] | None,
+    offset: int,
+    limit: int,
+    convert: Any,
+) -> tuple[int, list[Any]]:
+    """A filtered page of one tenant's rows in id order, and the total of matches."""
+    condition = table.c.tenant_id == tenant_id
+    if where is not None:
+        condition = and_(condition, where)
+    page = select(*columns).where(condition).order_by(table.c.id)
+    count = select(func.count()).select_from(table).where(condition)
+    return _paged(conn, page, count, offset, limit, convert)
 
 
 def _paged(
@@ -297,12 +320,17 @@ class GroupRepository:
     def search(
         self, where: ColumnElement[bool] | None, *, offset: int, limit: int
     ) -> tuple[int, list[StoredGroup]]:
-        condition = sql.groups.c.tenant_id == self._tenant_id
-        if where is not None:
-            condition = and_(condition, where)
-        page = select(*sql.GROUP_COLUMNS).where(condition).order_by(sql.groups.c.id)
-        count = select(func.count()).select_from(sql.groups).where(condition)
-        return _paged(self._conn, page, count, offset, limit, to_stored_group)
+        """Return (total matches, one page in id order, which is creation order)."""
+        return _search(
+            self._conn,
+            sql.groups,
+            sql.GROUP_COLUMNS,
+            self._tenant_id,
+            where,
+            offset,
+            limit,
+            to_stored_group,
+        )
 
     def stage(self, user_ids: Sequence[str]) -> None:
         """Put a list of ids into this connection's scratch table, replacing what was there."""

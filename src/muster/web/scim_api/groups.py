@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from muster.scim import versioning
-from muster.scim.listing import list_response, parse_list_query
+from muster.scim.listing import list_response
 from muster.scim.projection import Projection
 from muster.scim.records import StoredGroup
 from muster.services import groups
@@ -81,10 +81,7 @@ async def get_group(request: Request) -> Response:
 async def list_groups(request: Request) -> Response:
     """GET /Groups?filter=displayName eq "…"&excludedAttributes=members&startIndex&count."""
     scim = ScimRequest.of(request)
-    settings = scim.wiring.settings
-    query = parse_list_query(
-        scim.params, default_count=settings.default_page_size, max_count=settings.max_page_size
-    )
+    query = scim.list_query()
     projection = scim.projection
     with_members = projection.wants("members")
     total, page, members = scim.run(groups.list_groups, query, with_members=with_members)

@@ -10,6 +10,7 @@ import orjson
 from starlette.requests import Request
 
 from muster.errors import ScimError
+from muster.scim.listing import ListQuery, parse_list_query
 from muster.scim.projection import Projection
 from muster.services.database import UnitOfWork
 from muster.web.scim_api.pipeline import ScimContext, context_of
@@ -82,6 +83,15 @@ class ScimRequest:
             return {}
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
         return {_CANONICAL_PARAMS.get(k.lower(), k): v for k, v in pairs}
+
+    def list_query(self) -> ListQuery:
+        """filter, startIndex and count, with this server's page sizes (RFC 7644 §3.4.2)."""
+        settings = self.wiring.settings
+        return parse_list_query(
+            self.params,
+            default_count=settings.default_page_size,
+            max_count=settings.max_page_size,
+        )
 
     def uow(self) -> UnitOfWork:
         """The request's unit of work: its tenant was fixed from the token, once."""

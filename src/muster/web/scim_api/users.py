@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from muster.scim import versioning
-from muster.scim.listing import list_response, parse_list_query
+from muster.scim.listing import list_response
 from muster.scim.records import StoredUser
 from muster.services import users
 from muster.web.scim_api.requests import ScimRequest
@@ -45,10 +45,7 @@ async def get_user(request: Request) -> Response:
 async def list_users(request: Request) -> Response:
     """GET /Users?filter=...&startIndex=...&count=..."""
     scim = ScimRequest.of(request)
-    settings = scim.wiring.settings
-    query = parse_list_query(
-        scim.params, default_count=settings.default_page_size, max_count=settings.max_page_size
-    )
+    query = scim.list_query()
     projection = scim.projection
     total, page = scim.run(users.list_users, query, with_groups=projection.wants("groups"))
     base = scim.base_url
