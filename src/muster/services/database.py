@@ -24,7 +24,11 @@ class Database:
             settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
         # Fewer than the pool's 5 connections, leaving room for log writes and CLI-style units.
-        self._shelf = ConnectionShelf(self.engine, size=3)
+        # SQLite only: a PostgreSQL connection idle on the shelf could have been dropped by the
+        # server, and the pool's pre-ping is what catches that.
+        self._shelf = (
+            ConnectionShelf(self.engine, size=3) if self.engine.dialect.name == "sqlite" else None
+        )
 
     def uow(self, tenant_id: str | None = None) -> UnitOfWork:
         """A unit of work for one tenant, or a platform-level one (tenants, tokens by slug)."""
@@ -47,8 +51,9 @@ class Database:
 
     def close_idle_connections(self) -> None:
         """Close the connections kept between requests (at shutdown)."""
-        self._shelf.close_all()
+        if self._shelf is not None:
+            self._shelf.close_all()
 
     def dispose(self) -> None:
-        self._shelf.close_all()
+        self.close_idle_connections()
         self.engine.dispose()
