@@ -44,6 +44,11 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000) -> Engine:
         if in_memory:
             # One shared connection, or each checkout would see its own empty database.
             kwargs["poolclass"] = StaticPool
+        else:
+            # Connections to a file cost nothing to keep, and a pool that runs dry would block
+            # the event loop itself (requests streaming a big group hold theirs while sending).
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = -1
         engine = create_engine(url, **kwargs)
         _install_sqlite_hooks(engine, in_memory=in_memory, busy_timeout_ms=sqlite_busy_timeout_ms)
         return engine
