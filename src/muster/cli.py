@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -50,6 +52,17 @@ def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _this_command() -> str:
+    """How to run this command again: `muster` when that is on PATH, else its full path."""
+    invoked = sys.argv[0]
+    found = shutil.which("muster")
+    if os.path.basename(invoked) != "muster" or (
+        found and os.path.realpath(found) == os.path.realpath(invoked)
+    ):
+        return "muster"
+    return invoked
+
+
 @click.group()
 def main() -> None:
     """Muster: SCIM 2.0 provisioning and SAML sign-in for every tenant of the platform.
@@ -75,7 +88,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
         click.echo(
             "Created the tenant `demo` (Enterprise plan, 25 seats). Get its SCIM token with:"
         )
-        click.echo("    muster scim-token demo")
+        click.echo(f"    {_this_command()} scim-token demo")
     click.echo(f"SCIM base URL: http://{host}:{port}/scim/v2")
     uvicorn.run(
         create_app(ctx.settings, database=ctx.database),
