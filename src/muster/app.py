@@ -9,10 +9,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from muster.config import Settings
 from muster.services.database import Database
+from muster.web.asgi import MusterApp
 from muster.web.scim_api.routes import scim_app
 from muster.web.wiring import Wiring
 
@@ -23,7 +24,7 @@ async def healthz(request: Request) -> Response:
 
 def create_app(
     settings: Settings | None = None, *, database: Database | None = None, engine: Any = None
-) -> Starlette:
+) -> MusterApp:
     """Build Muster's web application; the database must already be migrated."""
     settings = settings or Settings()
     database = database or Database(settings, engine=engine)
@@ -38,13 +39,7 @@ def create_app(
         scim.log_buffer.flush()  # the last batch of provisioning log entries
         database.close_idle_connections()
 
-    app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Mount("/scim/v2", app=scim),
-        ],
-        lifespan=lifespan,
-    )
-    app.state.wiring = wiring
-    app.state.database = database
-    return app
+    site = Starlette(routes=[Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+    site.state.wiring = wiring
+    site.state.database = database
+    return MusterApp(site, scim)
