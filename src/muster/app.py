@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,6 +36,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Everything loaded so far (SQLAlchemy, pydantic, scim2-models...) lives as long as the
+        # process: keep it out of the garbage collector's scans, which otherwise walk those
+        # hundreds of thousands of objects on every full collection.
+        gc.freeze()
         yield
         scim.log_buffer.flush()  # the last batch of provisioning log entries
         database.close_idle_connections()
