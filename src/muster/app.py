@@ -20,7 +20,20 @@ from muster.web.wiring import Wiring
 
 
 async def healthz(request: Request) -> Response:
+    """The process is up (liveness)."""
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """The database answers and its schema is at the newest migration (readiness)."""
+    database: Database = request.app.state.database
+    try:
+        is_current = database.is_current()
+    except Exception:  # any failure to reach the database means "not ready", not a 500
+        return JSONResponse({"status": "database unreachable"}, status_code=503)
+    if not is_current:
+        return JSONResponse({"status": "migrations pending"}, status_code=503)
+    return JSONResponse({"status": "ready"})
 
 
 def create_app(
@@ -44,7 +57,13 @@ def create_app(
         scim.log_buffer.flush()  # the last batch of provisioning log entries
         database.close_idle_connections()
 
-    site = Starlette(routes=[Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+    site = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
     site.state.wiring = wiring
     site.state.database = database
     return MusterApp(site, scim)

@@ -75,8 +75,15 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes sharing the port; each builds its own app from MUSTER_* settings.",
+)
 @pass_context
-def serve(ctx: Context, host: str, port: int) -> None:
+def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     """Migrate the database, then serve SCIM at http://HOST:PORT/scim/v2."""
     import uvicorn
 
@@ -90,15 +97,21 @@ def serve(ctx: Context, host: str, port: int) -> None:
         )
         click.echo(f"    {_this_command()} scim-token demo")
     click.echo(f"SCIM base URL: http://{host}:{port}/scim/v2")
-    uvicorn.run(
-        create_app(ctx.settings, database=ctx.database),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,  # the provisioning log records every SCIM request
-        loop="auto",
-        http="auto",
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,  # the provisioning log records every SCIM request
+        "loop": "auto",
+        "http": "auto",
+        "timeout_graceful_shutdown": 30,  # SIGTERM: finish in-flight requests, then exit
+    }
+    if workers == 1:
+        uvicorn.run(create_app(ctx.settings, database=ctx.database), **options)
+    else:
+        # Each worker process imports the factory and reads the same MUSTER_* environment.
+        ctx.database.dispose()
+        uvicorn.run("muster.app:create_app", factory=True, workers=workers, **options)
 
 
 @main.group()
@@ -266,3 +279,7 @@ def group_remove_member(ctx: Context, slug: str, group_name: str, email: str) ->
     """Take the user with EMAIL out of GROUP by hand."""
     groups.remove_manual_member(_tenant_uow(ctx, slug), group_name, email)
     click.echo(f"{email} is no longer a member of {group_name}")
+
+
+if __name__ == "__main__":
+    main()
