@@ -23,10 +23,6 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def is_sqlite(url: str) -> bool:
-    return make_url(normalise_url(url)).get_backend_name() == "sqlite"
-
-
 def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000) -> Engine:
     """Create the Engine; SQLite files get WAL, foreign keys and BEGIN IMMEDIATE for writes."""
     url = normalise_url(url)

@@ -428,6 +428,3 @@ class GroupRepository:
         for user_id, group_id, display_name in rows:
             found[user_id].append((group_id, display_name))
         return found
-
-    def member_count(self, group_id: str) -> int:
-        return int(self._conn.execute(sql.MEMBER_COUNT, self._scope(group_id)).scalar_one())

@@ -180,7 +180,6 @@ GROUPS_AMONG = select(groups.c.id).where(
 
 _MEMBERS_OF = and_(memberships.c.tenant_id == TENANT, memberships.c.group_id == ID)
 _SOURCE = memberships.c.source == bindparam("b_source")
-_STAGED = select(staged_members.c.user_id).scalar_subquery()
 UNKNOWN_STAGED = (
     select(staged_members.c.user_id)
     .where(~exists().where(users.c.tenant_id == TENANT, users.c.id == staged_members.c.user_id))
@@ -254,7 +253,6 @@ GROUPS_OF_USER = (
     .where(memberships.c.tenant_id == TENANT, memberships.c.user_id == ID)
     .order_by(groups.c.display_name_key)
 )
-MEMBER_COUNT = select(func.count()).select_from(memberships).where(_MEMBERS_OF)
 
 # -- provisioning log ------------------------------------------------------------------------
 INSERT_LOG = insert(provisioning_log)

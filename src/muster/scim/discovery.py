@@ -10,7 +10,6 @@ from muster.scim.schemas import ENTERPRISE_URN, GROUP_URN, USER_URN
 
 SPC_URN = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 RESOURCE_TYPE_URN = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
-SCHEMA_URN = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 
 
 def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any]:

@@ -185,11 +185,6 @@ def _manager(value: Any, quirks: list[str]) -> Any:
     return value
 
 
-def check_attribute(spec: AttributeSpec, value: Any, path: str, quirks: list[str]) -> Any:
-    """Check one attribute's value against its definition; return it normalised (or None)."""
-    return _check_value(spec, value, path, quirks)
-
-
 def _check_value(spec: AttributeSpec, value: Any, path: str, quirks: list[str]) -> Any:
     if value is None:
         return None

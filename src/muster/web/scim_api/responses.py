@@ -14,8 +14,6 @@ from muster.scim.records import StoredGroup, StoredUser
 from muster.scim.schemas import ERROR_URN
 from muster.scim.versioning import etag
 
-MEDIA_TYPE = "application/scim+json"
-
 
 class ScimResponse(Response):
     """A JSON body serialised with orjson, sent as application/scim+json; charset=utf-8."""
