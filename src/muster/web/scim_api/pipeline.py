@@ -70,7 +70,7 @@ class ScimPipeline:
             request_id, _base_url(scope, headers, self.wiring.settings.public_url)
         )
         scope[SCOPE_KEY] = context
-        status = 500
+        status = 0  # 0 until the response starts
         request_id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
@@ -101,22 +101,28 @@ class ScimPipeline:
                 context.tenant_id = principal.tenant_id
                 await self.app(scope, receive, send_with_id)
             except HTTPException as error:  # routing: unknown path or method
-                raise _routing_error(error, scope) from None
-        except ScimError as error:
-            context.error = error
-            await error_response(error)(scope, receive, send_with_id)
-        except Exception:
-            logger.exception(
-                "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
-            )
-            context.error = ScimError(500, f"internal error; quote request id {request_id}")
-            await error_response(context.error)(scope, receive, send_with_id)
+                context.error = _routing_error(error, scope)
+            except ScimError as error:
+                context.error = error
+            except Exception:
+                logger.exception(
+                    "unhandled error in %s %s (request %s)",
+                    scope["method"],
+                    scope["path"],
+                    request_id,
+                )
+                context.error = ScimError(500, f"internal error; quote request id {request_id}")
+            if context.error is not None:
+                if uow is not None:
+                    uow.close()  # roll back and let go of any lock before waiting on the network
+                if status == 0:  # a streamed body that failed midway can only be cut short
+                    await error_response(context.error)(scope, receive, send_with_id)
         finally:
             if uow is not None:
                 uow.close()
             if principal is not None and principal.is_use_stale:
                 self._record_token_use(principal)
-            self._record(scope, headers, context, status, authorization, started)
+            self._record(scope, headers, context, status or 500, authorization, started)
 
     def _record_token_use(self, principal: Principal) -> None:
         try:
