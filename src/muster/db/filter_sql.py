@@ -287,3 +287,58 @@ def _group_compare(path: AttrPath, op: Op, value: Any) -> ColumnElement[bool]:
         column = groups.c.created_at if name == "meta.created" else groups.c.last_modified
         return _date_op(column, op, value)
     raise ScimError.invalid_filter(f"{path} is not a filterable attribute of Group")
+
+
+def _sort_key(sort_by: str) -> str:
+    key = sort_by.strip().lower()
+    for urn in (USER_URN.lower() + ":", GROUP_URN.lower() + ":"):
+        key = key.removeprefix(urn)
+    return key
+
+
+def user_order(sort_by: str | None, descending: bool) -> list[ColumnElement[Any]]:
+    """ORDER BY for sortBy over Users (RFC 7644 §3.4.2.3); ties broken by id for stable pages."""
+    if sort_by is None:
+        return [users.c.id]
+    columns: dict[str, Any] = {
+        "username": users.c.user_name_key,
+        "id": users.c.id,
+        "externalid": users.c.external_id,
+        # A multi-valued attribute sorts by its primary value: the identity email.
+        "emails": users.c.email_key,
+        "emails.value": users.c.email_key,
+        "meta.created": users.c.created_at,
+        "meta.lastmodified": users.c.last_modified,
+        "active": users.c.active,
+        "displayname": func.lower(users.c.document["displayName"].as_string()),
+        "name.givenname": func.lower(users.c.document[("name", "givenName")].as_string()),
+        "name.familyname": func.lower(users.c.document[("name", "familyName")].as_string()),
+    }
+    column = columns.get(_sort_key(sort_by))
+    if column is None:
+        raise ScimError.invalid_value(
+            f"sortBy {sort_by!r} is not supported; sort by one of userName, id, externalId, "
+            "emails, displayName, name.givenName, name.familyName, active, meta.created, "
+            "meta.lastModified"
+        )
+    return [column.desc() if descending else column.asc(), users.c.id]
+
+
+def group_order(sort_by: str | None, descending: bool) -> list[ColumnElement[Any]]:
+    """ORDER BY for sortBy over Groups; ties broken by id for stable pages."""
+    if sort_by is None:
+        return [groups.c.id]
+    columns: dict[str, Any] = {
+        "displayname": groups.c.display_name_key,
+        "id": groups.c.id,
+        "externalid": groups.c.external_id,
+        "meta.created": groups.c.created_at,
+        "meta.lastmodified": groups.c.last_modified,
+    }
+    column = columns.get(_sort_key(sort_by))
+    if column is None:
+        raise ScimError.invalid_value(
+            f"sortBy {sort_by!r} is not supported; sort by one of displayName, id, externalId, "
+            "meta.created, meta.lastModified"
+        )
+    return [column.desc() if descending else column.asc(), groups.c.id]

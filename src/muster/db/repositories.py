@@ -187,8 +187,9 @@ class UserRepository:
         *,
         offset: int,
         limit: int,
+        order: Sequence[ColumnElement[Any]] | None = None,
     ) -> tuple[int, list[StoredUser]]:
-        """Return (total matches, one page in id order, which is creation order)."""
+        """Return (total matches, one page; in id order, which is creation order, by default)."""
         return _search(
             self._conn,
             sql.users,
@@ -198,6 +199,7 @@ class UserRepository:
             offset,
             limit,
             to_stored_user,
+            order,
         )
 
     def search_by_user_name(
@@ -225,12 +227,13 @@ def _search(
     offset: int,
     limit: int,
     convert: Any,
+    order: Sequence[ColumnElement[Any]] | None = None,
 ) -> tuple[int, list[Any]]:
-    """A filtered page of one tenant's rows in id order, and the total of matches."""
+    """A filtered page of one tenant's rows (in id order unless told), and the total."""
     condition = table.c.tenant_id == tenant_id
     if where is not None:
         condition = and_(condition, where)
-    page = select(*columns).where(condition).order_by(table.c.id)
+    page = select(*columns).where(condition).order_by(*(order or [table.c.id]))
     count = select(func.count()).select_from(table).where(condition)
     return _paged(conn, page, count, offset, limit, convert)
 
@@ -318,9 +321,14 @@ class GroupRepository:
         return self._conn.execute(sql.DELETE_GROUP, self._scope(group_id)).rowcount == 1
 
     def search(
-        self, where: ColumnElement[bool] | None, *, offset: int, limit: int
+        self,
+        where: ColumnElement[bool] | None,
+        *,
+        offset: int,
+        limit: int,
+        order: Sequence[ColumnElement[Any]] | None = None,
     ) -> tuple[int, list[StoredGroup]]:
-        """Return (total matches, one page in id order, which is creation order)."""
+        """Return (total matches, one page; in id order, which is creation order, by default)."""
         return _search(
             self._conn,
             sql.groups,
@@ -330,6 +338,7 @@ class GroupRepository:
             offset,
             limit,
             to_stored_group,
+            order,
         )
 
     def stage(self, user_ids: Sequence[str]) -> None:

@@ -12,7 +12,7 @@ from scim2_models import ScimFilter
 from scim2_models.path import AttrPath, CompareOperator, Comparison, FilterNode
 
 from muster.errors import ScimError
-from muster.scim.schemas import LIST_RESPONSE_URN
+from muster.scim.schemas import LIST_RESPONSE_URN, SEARCH_REQUEST_URN
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,8 @@ class ListQuery:
     filter: FilterNode | None
     start_index: int
     count: int
+    sort_by: str | None = None  # an attribute path, e.g. "userName" or "meta.lastModified"
+    sort_descending: bool = False
 
     @property
     def offset(self) -> int:
@@ -79,7 +81,44 @@ def parse_list_query(params: Mapping[str, str], *, default_count: int, max_count
     count = _integer(params, "count")
     start = 1 if start is None or start < 1 else start
     count = default_count if count is None else max(0, min(count, max_count))
-    return ListQuery(node, start, count)
+    sort_by = params.get("sortBy") or None
+    order = (params.get("sortOrder") or "ascending").lower()
+    if order not in ("ascending", "descending"):
+        raise ScimError.invalid_value(f"sortOrder must be ascending or descending, got {order!r}")
+    return ListQuery(node, start, count, sort_by, order == "descending")
+
+
+def search_request_params(payload: Any) -> dict[str, str]:
+    """Read a POST /.search SearchRequest (RFC 7644 §3.4.3) into list query parameters."""
+    if not isinstance(payload, dict):
+        raise ScimError.invalid_syntax("the request body must be a JSON object")
+    fields = {k.lower(): v for k, v in payload.items()}
+    schemas = fields.get("schemas")
+    if not isinstance(schemas, list) or SEARCH_REQUEST_URN not in schemas:
+        raise ScimError.invalid_value(f"schemas must be [{SEARCH_REQUEST_URN!r}]")
+    params: dict[str, str] = {}
+    names = {
+        "filter": "filter",
+        "startindex": "startIndex",
+        "count": "count",
+        "sortby": "sortBy",
+        "sortorder": "sortOrder",
+        "attributes": "attributes",
+        "excludedattributes": "excludedAttributes",
+    }
+    for key, name in names.items():
+        value = fields.get(key)
+        if value is None:
+            continue
+        if isinstance(value, list) and name in ("attributes", "excludedAttributes"):
+            if not all(isinstance(v, str) for v in value):
+                raise ScimError.invalid_value(f"{name} must be a list of attribute names")
+            params[name] = ",".join(value)
+        elif isinstance(value, bool) or not isinstance(value, str | int):
+            raise ScimError.invalid_value(f"{name} has the wrong type")
+        else:
+            params[name] = str(value)
+    return params
 
 
 def list_response(total: int, start_index: int, resources: list[dict[str, Any]]) -> dict[str, Any]:

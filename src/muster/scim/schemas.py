@@ -12,6 +12,7 @@ ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 GROUP_URN = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_OP_URN = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 LIST_RESPONSE_URN = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+SEARCH_REQUEST_URN = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 ERROR_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from muster.db.filter_sql import group_filter
+from muster.db.filter_sql import group_filter, group_order
 from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
@@ -147,8 +147,9 @@ def list_groups(
 ) -> tuple[int, list[StoredGroup], dict[str, list[tuple[str, str]]]]:
     """Return (total, one page, members by group id when asked for)."""
     where = group_filter(query.filter) if query.filter is not None else None
+    order = group_order(query.sort_by, query.sort_descending)
     with uow.reading():
-        total, page = uow.groups.search(where, offset=query.offset, limit=query.count)
+        total, page = uow.groups.search(where, offset=query.offset, limit=query.count, order=order)
         members = (
             uow.groups.members_of_groups([g.group_id for g in page])
             if with_members and page

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from muster.db.filter_sql import user_filter, user_name_equality
+from muster.db.filter_sql import user_filter, user_name_equality, user_order
 from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError, ScimType
@@ -141,16 +141,20 @@ def get_user(uow: UnitOfWork, user_id: str, *, with_groups: bool = True) -> Stor
 def list_users(
     uow: UnitOfWork, query: ListQuery, *, with_groups: bool = True
 ) -> tuple[int, list[StoredUser]]:
-    """Return (total matches, one page) for a filter, in creation order."""
+    """Return (total matches, one page) for a filter, in creation order or by sortBy."""
     user_name = user_name_equality(query.filter)
     where = user_filter(query.filter) if query.filter is not None and user_name is None else None
+    order = user_order(query.sort_by, query.sort_descending)
     with uow.reading():
         if user_name is not None:  # Okta's existence check, on its own prebuilt statement
+            # (userName is unique: at most one match, so sortBy changes nothing)
             total, page = uow.users.search_by_user_name(
                 user_name.lower(), offset=query.offset, limit=query.count
             )
         else:
-            total, page = uow.users.search(where, offset=query.offset, limit=query.count)
+            total, page = uow.users.search(
+                where, offset=query.offset, limit=query.count, order=order
+            )
         if with_groups:
             _attach_groups(uow, page)
     return total, page

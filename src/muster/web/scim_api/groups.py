@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from muster.scim import versioning
-from muster.scim.listing import list_response
+from muster.scim.listing import list_response, search_request_params
 from muster.scim.projection import Projection
 from muster.scim.records import StoredGroup
 from muster.services import groups
@@ -78,9 +78,9 @@ async def get_group(request: Request) -> Response:
     return _stream_group(scim, group, projection)
 
 
-async def list_groups(request: Request) -> Response:
+async def list_groups(request: Request, scim: ScimRequest | None = None) -> Response:
     """GET /Groups?filter=displayName eq "…"&excludedAttributes=members&startIndex&count."""
-    scim = ScimRequest.of(request)
+    scim = scim or ScimRequest.of(request)
     query = scim.list_query()
     projection = scim.projection
     with_members = projection.wants("members")
@@ -130,3 +130,10 @@ async def delete_group(request: Request) -> Response:
     scim = ScimRequest.of(request)
     scim.run(groups.delete_group, request.path_params["group_id"], if_match=scim.if_match)
     return Response(status_code=204)
+
+
+async def search_groups(request: Request) -> Response:
+    """POST /Groups/.search: a list query sent as a SearchRequest (RFC 7644 §3.4.3)."""
+    scim = ScimRequest.of(request)
+    scim.use_params(search_request_params(await scim.json()))
+    return await list_groups(request, scim)

@@ -88,8 +88,10 @@ class ScimPipeline:
         principal = None
         try:
             try:
-                is_write = scope["method"] not in _READ_METHODS
-                if is_write:
+                has_body = scope["method"] not in _READ_METHODS
+                # POST /.search carries a body but only reads (RFC 7644 §3.4.3).
+                is_write = has_body and not scope["path"].endswith("/.search")
+                if has_body:
                     # Read the whole body before any lock is taken: awaiting the network while
                     # holding SQLite's write lock would stall every other request.
                     context.body = await _read_body(scope, receive, headers, self._body_limit)

@@ -64,6 +64,10 @@ class ScimRequest:
             self._params = self._read_params()
         return self._params
 
+    def use_params(self, params: dict[str, str]) -> None:
+        """Take list parameters from a POST /.search body instead of the query string."""
+        self._params, self._projection = params, None
+
     @property
     def projection(self) -> Projection:
         """The attributes / excludedAttributes the client asked for (RFC 7644 §3.4.2.5)."""

@@ -19,6 +19,8 @@ async def not_implemented(request: Request) -> Response:
 def scim_app(wiring: Wiring) -> ScimPipeline:
     """Build the /scim/v2 application."""
     routes = [
+        Route("/Users/.search", users.search_users, methods=["POST"]),
+        Route("/Groups/.search", groups.search_groups, methods=["POST"]),
         Route("/Users", users.list_users, methods=["GET"]),
         Route("/Users", users.create_user, methods=["POST"]),
         Route("/Users/{user_id}", users.get_user, methods=["GET"]),

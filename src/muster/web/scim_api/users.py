@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from muster.scim import versioning
-from muster.scim.listing import list_response
+from muster.scim.listing import list_response, search_request_params
 from muster.scim.records import StoredUser
 from muster.services import users
 from muster.web.scim_api.requests import ScimRequest
@@ -42,9 +42,9 @@ async def get_user(request: Request) -> Response:
     return _user_response(scim, user)
 
 
-async def list_users(request: Request) -> Response:
+async def list_users(request: Request, scim: ScimRequest | None = None) -> Response:
     """GET /Users?filter=...&startIndex=...&count=..."""
-    scim = ScimRequest.of(request)
+    scim = scim or ScimRequest.of(request)
     query = scim.list_query()
     projection = scim.projection
     total, page = scim.run(users.list_users, query, with_groups=projection.wants("groups"))
@@ -81,3 +81,10 @@ async def delete_user(request: Request) -> Response:
     scim = ScimRequest.of(request)
     scim.run(users.delete_user, request.path_params["user_id"], if_match=scim.if_match)
     return Response(status_code=204)
+
+
+async def search_users(request: Request) -> Response:
+    """POST /Users/.search: a list query sent as a SearchRequest (RFC 7644 §3.4.3)."""
+    scim = ScimRequest.of(request)
+    scim.use_params(search_request_params(await scim.json()))
+    return await list_users(request, scim)

@@ -1,0 +1,108 @@
+"""sortBy/sortOrder on lists, and POST /.search (RFC 7644 §3.4.2.3 and §3.4.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from tests.factories import build_user, suffix
+
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+def _users(okta: TestClient, *names: str) -> list[dict[str, Any]]:
+    tag = suffix()
+    created = []
+    for name in names:
+        response = okta.post("/scim/v2/Users", json=build_user(email=f"{name}.{tag}@example.com"))
+        assert response.status_code == 201, response.text
+        created.append(response.json())
+    return created
+
+
+def test_users_sort_by_user_name_in_either_order_ignoring_case(okta: TestClient) -> None:
+    _users(okta, "carol", "Alice", "bob")
+
+    ascending = okta.get("/scim/v2/Users", params={"sortBy": "userName"}).json()
+    descending = okta.get(
+        "/scim/v2/Users", params={"sortBy": "userName", "sortOrder": "descending"}
+    ).json()
+
+    names = [u["userName"].split(".")[0].lower() for u in ascending["Resources"]]
+    assert names == ["alice", "bob", "carol"]
+    assert [u["id"] for u in descending["Resources"]] == [
+        u["id"] for u in reversed(ascending["Resources"])
+    ]
+
+
+def test_sorted_pages_do_not_overlap(okta: TestClient) -> None:
+    _users(okta, "d", "a", "c", "b", "e")
+
+    first = okta.get("/scim/v2/Users", params={"sortBy": "userName", "count": 2}).json()
+    second = okta.get(
+        "/scim/v2/Users", params={"sortBy": "userName", "count": 2, "startIndex": 3}
+    ).json()
+
+    seen = [u["id"] for u in first["Resources"] + second["Resources"]]
+    assert len(set(seen)) == 4
+    assert first["totalResults"] == second["totalResults"] == 5
+
+
+def test_an_unsupported_sort_attribute_or_order_is_invalid_value(okta: TestClient) -> None:
+    bad_attribute = okta.get("/scim/v2/Users", params={"sortBy": "title"})
+    bad_order = okta.get("/scim/v2/Users", params={"sortBy": "userName", "sortOrder": "up"})
+
+    for response, named in ((bad_attribute, "title"), (bad_order, "sortOrder")):
+        assert response.status_code == 400
+        assert response.json()["scimType"] == "invalidValue"
+        assert named in response.json()["detail"]
+
+
+def test_post_search_on_users_answers_like_the_list(okta: TestClient) -> None:
+    ann, _ = _users(okta, "ann", "ben")
+
+    found = okta.post(
+        "/scim/v2/Users/.search",
+        json={
+            "schemas": [SEARCH],
+            "filter": f'userName eq "{ann["userName"]}"',
+            "attributes": ["userName"],
+            "startIndex": 1,
+            "count": 10,
+        },
+    )
+
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["totalResults"] == 1
+    assert body["Resources"] == [
+        {"schemas": ann["schemas"], "id": ann["id"], "userName": ann["userName"]}
+    ]
+
+
+def test_post_search_on_groups_sorts_by_display_name(okta: TestClient) -> None:
+    for name in ("Zeta", "alpha", "Mid"):
+        response = okta.post("/scim/v2/Groups", json={"schemas": [GROUP], "displayName": name})
+        assert response.status_code == 201, response.text
+
+    found = okta.post(
+        "/scim/v2/Groups/.search",
+        json={"schemas": [SEARCH], "sortBy": "displayName", "excludedAttributes": ["members"]},
+    )
+
+    assert found.status_code == 200, found.text
+    assert [g["displayName"] for g in found.json()["Resources"]] == ["alpha", "Mid", "Zeta"]
+
+
+def test_post_search_without_the_search_request_schema_is_refused(okta: TestClient) -> None:
+    response = okta.post("/scim/v2/Users/.search", json={"filter": 'userName eq "x"'})
+
+    assert response.status_code == 400
+    assert response.json()["scimType"] == "invalidValue"
+    assert SEARCH in response.json()["detail"]
+
+
+def test_service_provider_config_says_sorting_is_supported(okta: TestClient) -> None:
+    assert okta.get("/scim/v2/ServiceProviderConfig").json()["sort"] == {"supported": True}
