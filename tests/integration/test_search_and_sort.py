@@ -106,3 +106,28 @@ def test_post_search_without_the_search_request_schema_is_refused(okta: TestClie
 
 def test_service_provider_config_says_sorting_is_supported(okta: TestClient) -> None:
     assert okta.get("/scim/v2/ServiceProviderConfig").json()["sort"] == {"supported": True}
+
+
+def test_entra_manager_check_filters_by_id_and_bare_manager(okta: TestClient) -> None:
+    # Entra checks a manager before updating it:
+    # GET /Users?filter=id eq "<uid>" and manager eq "<mid>"&attributes=id
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    boss, _ = _users(okta, "boss", "other")
+    body = build_user(email=f"report.{suffix()}@example.com")
+    body["schemas"] = [body["schemas"][0], enterprise]
+    body[enterprise] = {"manager": {"value": boss["id"]}}
+    report = okta.post("/scim/v2/Users", json=body).json()
+
+    def check(manager_id: str) -> int:
+        response = okta.get(
+            "/scim/v2/Users",
+            params={
+                "filter": f'id eq "{report["id"]}" and manager eq "{manager_id}"',
+                "attributes": "id",
+            },
+        )
+        assert response.status_code == 200, response.text
+        return int(response.json()["totalResults"])
+
+    assert check(boss["id"]) == 1
+    assert check("someone-else") == 0

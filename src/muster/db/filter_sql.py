@@ -162,11 +162,19 @@ def _document_spec(path: AttrPath) -> tuple[list[str], bool, str]:
     extension = path.uri is not None and path.uri.lower() == ENTERPRISE_URN.lower()
     catalogue = ENTERPRISE_ATTRIBUTES if extension else USER_ATTRIBUTES
     spec = catalogue.get(path.attr.lower())
+    if spec is None and path.uri is None:
+        # Entra filters on enterprise attributes by their bare name: `manager eq "<id>"`
+        # (older Entra docs: `filter=id eq "…" and manager eq "…"`). Core names win.
+        spec = ENTERPRISE_ATTRIBUTES.get(path.attr.lower())
+        extension = spec is not None
     if spec is None or spec.returned == "never":
         raise ScimError.invalid_filter(f"{path} is not a filterable attribute of User")
     keys = [ENTERPRISE_URN, spec.name] if extension else [spec.name]
-    if path.sub_attr is not None:
-        sub = spec.sub(path.sub_attr)
+    sub_attr = path.sub_attr
+    if sub_attr is None and spec.type == "complex" and not spec.multi_valued and spec.sub("value"):
+        sub_attr = "value"  # a single-valued complex attribute compares by its value (manager)
+    if sub_attr is not None:
+        sub = spec.sub(sub_attr)
         if sub is None:
             raise ScimError.invalid_filter(f"{path} is not an attribute of User")
         spec = sub
