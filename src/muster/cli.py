@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -53,14 +52,13 @@ def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _this_command() -> str:
-    """How to run this command again: `muster` when that is on PATH, else its full path."""
+    """How to run this command again from here (scripts/serve.sh puts .venv/bin on PATH only
+    for itself, so name the executable by its path)."""
     invoked = sys.argv[0]
-    found = shutil.which("muster")
-    if os.path.basename(invoked) != "muster" or (
-        found and os.path.realpath(found) == os.path.realpath(invoked)
-    ):
+    if os.path.basename(invoked) != "muster":
         return "muster"
-    return invoked
+    relative = os.path.relpath(invoked)
+    return relative if not relative.startswith("..") else invoked
 
 
 @click.group()

@@ -98,7 +98,10 @@ def driver_begin(conn: Connection, *, write: bool) -> None:
 def driver_end(conn: Connection, *, commit: bool) -> None:
     """Commit or roll back whatever transaction is open, SQLAlchemy's or the driver's alone."""
     if conn.in_transaction():
-        conn.commit() if commit else conn.rollback()
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
         return
     driver: Any = conn.connection.driver_connection
     if commit:

@@ -52,25 +52,44 @@ def _prepare(statement: Any, dialect: Dialect) -> _Prepared:
     return _Prepared(str(compiled), order, defaults, tuple(processors), result)
 
 
-def _execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
-    dialect = conn.dialect
-    key = (id(statement), dialect.name)
+def _prepared_for(conn: Connection, statement: Executable) -> _Prepared:
+    key = (id(statement), conn.dialect.name)
     prepared = _prepared.get(key)
     if prepared is None:
-        prepared = _prepared[key] = _prepare(statement, dialect)
+        prepared = _prepared[key] = _prepare(statement, conn.dialect)
+    return prepared
+
+
+def _arguments(prepared: _Prepared, params: Mapping[str, Any]) -> Any:
+    """The driver's arguments: processed values, as a tuple (SQLite) or a dict (psycopg)."""
     values = {**prepared.defaults, **params} if prepared.defaults else dict(params)
     for name, processor in prepared.bind:
         values[name] = processor(values[name])
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    arguments = tuple(values[n] for n in prepared.order) if prepared.order is not None else values
+    return tuple(values[n] for n in prepared.order) if prepared.order is not None else values
+
+
+def _call(conn: Connection, prepared: _Prepared, arguments: Any, method: str) -> Any:
+    dialect = conn.dialect
+    driver: Any = conn.connection.driver_connection
     try:
-        return driver.execute(prepared.sql, arguments), prepared
+        if method == "executemany":
+            cursor = driver.cursor()
+            try:
+                cursor.executemany(prepared.sql, arguments)
+            finally:
+                cursor.close()
+            return None
+        return driver.execute(prepared.sql, arguments)
     except dialect.loaded_dbapi.Error as error:
         # The same exception classes Connection.execute raises (IntegrityError, DataError...).
         raise DBAPIError.instance(
             prepared.sql, arguments, error, dialect.loaded_dbapi.Error, dialect=dialect
         ) from error
+
+
+def _execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
+    prepared = _prepared_for(conn, statement)
+    return _call(conn, prepared, _arguments(prepared, params), "execute"), prepared
 
 
 def fetch(
@@ -96,28 +115,6 @@ def run(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> i
 
 def run_many(conn: Connection, statement: Executable, rows: list[Mapping[str, Any]]) -> None:
     """Run a prebuilt INSERT once per row, in one driver call (executemany)."""
-    if not rows:
-        return
-    dialect = conn.dialect
-    key = (id(statement), dialect.name)
-    prepared = _prepared.get(key)
-    if prepared is None:
-        prepared = _prepared[key] = _prepare(statement, dialect)
-    arguments: list[Any] = []
-    for params in rows:
-        values = {**prepared.defaults, **params} if prepared.defaults else dict(params)
-        for name, processor in prepared.bind:
-            values[name] = processor(values[name])
-        arguments.append(
-            tuple(values[n] for n in prepared.order) if prepared.order is not None else values
-        )
-    driver: Any = conn.connection.driver_connection
-    cursor = driver.cursor()
-    try:
-        cursor.executemany(prepared.sql, arguments)
-    except dialect.loaded_dbapi.Error as error:
-        raise DBAPIError.instance(
-            prepared.sql, arguments, error, dialect.loaded_dbapi.Error, dialect=dialect
-        ) from error
-    finally:
-        cursor.close()
+    if rows:
+        prepared = _prepared_for(conn, statement)
+        _call(conn, prepared, [_arguments(prepared, row) for row in rows], "executemany")

@@ -13,7 +13,7 @@ from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
 from muster.scim.records import TenantInfo
 from muster.services.clock import utcnow
-from muster.services.tenants import ENTERPRISE
+from muster.services.tenants import ENTERPRISE, tenant_by_slug
 
 TOKEN_PREFIX = "mst_"
 # last_used_at is written at most this often per token, so authentication stays a read.
@@ -66,12 +66,9 @@ def tenant_of_token(token: str) -> str | None:
 def issue_scim_token(uow: UnitOfWork, slug: str) -> IssuedToken:
     """Turn SCIM on and issue a new token; the tenant's previous token stops working at once."""
     with uow:
-        tenant = uow.tenants.get_by_slug(slug)
-        if tenant is None:
-            raise ScimError(404, f"no tenant with slug {slug!r}")
+        tenant = _tenant_for_change(uow, slug)
         if tenant.plan != ENTERPRISE:
             raise ScimError.forbidden(ENTERPRISE_ONLY)
-        uow.bind_tenant(tenant.tenant_id)
         now = utcnow()
         # The tenant id travels in the token so that a lookup is scoped by tenant like every
         # other query (and a shard can be found from the token alone); the secret is 256 bits.
@@ -90,9 +87,7 @@ def issue_scim_token(uow: UnitOfWork, slug: str) -> IssuedToken:
 
 
 def _tenant_for_change(uow: UnitOfWork, slug: str) -> TenantInfo:
-    tenant = uow.tenants.get_by_slug(slug)
-    if tenant is None:
-        raise ScimError(404, f"no tenant with slug {slug!r}")
+    tenant = tenant_by_slug(uow, slug)
     uow.bind_tenant(tenant.tenant_id)
     return tenant
 
@@ -132,7 +127,9 @@ class Principal:
 
 def authenticate_token(uow: UnitOfWork, token: str | None) -> Principal:
     """Resolve a bearer token to its tenant; 401 for an unknown one, 403 when SCIM is off."""
-    tenant_id = tenant_of_token(token) if token else None
+    # A request's unit of work was made for the tenant its token names (the pipeline read it);
+    # a token of another tenant then simply finds no row below.
+    tenant_id = uow.tenant_id or (tenant_of_token(token) if token else None)
     if tenant_id is None:
         raise ScimError.unauthorized()
     computed = _hash(token or "")

@@ -26,6 +26,7 @@ class Database:
         # Fewer than the pool's 5 connections, leaving room for log writes and CLI-style units.
         # SQLite only: a PostgreSQL connection idle on the shelf could have been dropped by the
         # server, and the pool's pre-ping is what catches that.
+        self._head: str | None = None
         self._shelf = (
             ConnectionShelf(self.engine, size=3) if self.engine.dialect.name == "sqlite" else None
         )
@@ -47,7 +48,10 @@ class Database:
 
     def is_current(self) -> bool:
         """Tell whether the schema is at the newest migration."""
-        return schema.current_revision(self.engine) == schema.head_revision()
+        # The newest migration is fixed for this process: read the scripts once, not per probe.
+        if self._head is None:
+            self._head = schema.head_revision()
+        return schema.current_revision(self.engine) == self._head
 
     def close_idle_connections(self) -> None:
         """Close the connections kept between requests (at shutdown)."""

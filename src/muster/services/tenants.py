@@ -69,13 +69,18 @@ def list_tenants(uow: UnitOfWork) -> list[TenantInfo]:
         return uow.tenants.list()
 
 
-def get_tenant(uow: UnitOfWork, slug: str) -> TenantInfo:
-    """Find a tenant by slug."""
-    with uow.reading():
-        tenant = uow.tenants.get_by_slug(slug)
+def tenant_by_slug(uow: UnitOfWork, slug: str) -> TenantInfo:
+    """Inside a transaction: the tenant with this slug, or 404."""
+    tenant = uow.tenants.get_by_slug(slug)
     if tenant is None:
         raise ScimError(404, f"no tenant with slug {slug!r}")
     return tenant
+
+
+def get_tenant(uow: UnitOfWork, slug: str) -> TenantInfo:
+    """Find a tenant by slug."""
+    with uow.reading():
+        return tenant_by_slug(uow, slug)
 
 
 def set_tenant(
@@ -90,9 +95,7 @@ def set_tenant(
         _check_seats(seats)
         changes["seat_limit"] = seats
     with uow:
-        tenant = uow.tenants.get_by_slug(slug)
-        if tenant is None:
-            raise ScimError(404, f"no tenant with slug {slug!r}")
+        tenant = tenant_by_slug(uow, slug)
         if changes:
             uow.tenants.change(tenant.tenant_id, **changes)
         updated = uow.tenants.get(tenant.tenant_id)
