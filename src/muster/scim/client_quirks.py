@@ -53,6 +53,13 @@ _BOOLEAN_STRINGS = {"true": True, "false": False}
 _BARE_EXTENSION_NAMES = (
     frozenset(ENTERPRISE_ATTRIBUTES) - set(USER_ATTRIBUTES) - set(COMMON_ATTRIBUTES)
 )
+# A lone comparison on any other attribute shows no filter quirk (see user_filter_quirks):
+# the bare extension names, `active`, and the multi-valued attributes that carry `primary`.
+_FILTER_SLOW_PATH_NAMES = (
+    _BARE_EXTENSION_NAMES
+    | {name for name, spec in USER_ATTRIBUTES.items() if spec.sub("primary") is not None}
+    | {"active"}
+)
 
 
 def entra_string_boolean(value: Any) -> bool | None:
@@ -223,18 +230,49 @@ def entra_unqualified_filter(node: FilterNode) -> bool:
     return False
 
 
+def entra_string_boolean_filter(node: FilterNode) -> bool:
+    """Tell whether a filter compares a boolean attribute with a "True"/"False" string.
+
+    Entra's string booleans (see entra_string_boolean) also reach filters, e.g.
+    `active eq "False"`; the filter translation reads them through entra_string_boolean.
+    """
+    if isinstance(node, Comparison):
+        return isinstance(node.value, str) and _is_boolean(node.attr_path)
+    if isinstance(node, LogicalExpr):
+        return any(entra_string_boolean_filter(term) for term in node.terms)
+    if isinstance(node, Not):
+        return entra_string_boolean_filter(node.expr)
+    if isinstance(node, ValuePath):
+        return entra_string_boolean_filter(node.val_filter)
+    return False
+
+
+def _is_boolean(path: AttrPath) -> bool:
+    # `primary` is the boolean sub-attribute of every multi-valued attribute (RFC 7643 §2.4).
+    name = (path.sub_attr or path.attr).lower()
+    if name == "primary":
+        return True
+    return path.sub_attr is None and name == "active"
+
+
 def _is_bare_extension_name(path: AttrPath) -> bool:
     return path.uri is None and path.attr.lower() in _BARE_EXTENSION_NAMES
 
 
 def user_filter_quirks(text: str, node: FilterNode) -> list[str]:
     """The Entra filter quirks a /Users filter shows, for the provisioning log."""
-    # Okta's and Entra's existence checks (`userName eq "…"`) come first and cost two checks.
-    if isinstance(node, Comparison) and node.attr_path.attr.lower() not in _BARE_EXTENSION_NAMES:
-        return [ENTRA_FILTERED_PATH_FILTER] if "]." in text else []
+    # Okta's and Entra's existence checks (`userName eq "…"`) come first and cost three checks.
+    if (
+        isinstance(node, Comparison)
+        and "]." not in text
+        and node.attr_path.attr.lower() not in _FILTER_SLOW_PATH_NAMES
+    ):
+        return []
     quirks = []
     if entra_path_filter(text):
         quirks.append(ENTRA_FILTERED_PATH_FILTER)
     if entra_unqualified_filter(node):
         quirks.append(ENTRA_UNQUALIFIED_FILTER)
+    if entra_string_boolean_filter(node):
+        quirks.append(ENTRA_STRING_BOOLEAN)
     return quirks

@@ -202,6 +202,11 @@ def test_plan_group_patch_notes_nothing_for_a_remove_all() -> None:
         ('id eq "u1" and manager eq "m1"', [client_quirks.ENTRA_UNQUALIFIED_FILTER]),
         ("not (department pr)", [client_quirks.ENTRA_UNQUALIFIED_FILTER]),
         ('id eq "u1" and userName sw "a"', []),
+        ('active eq "False"', [client_quirks.ENTRA_STRING_BOOLEAN]),
+        ("active eq false", []),
+        ('emails[primary eq "True"]', [client_quirks.ENTRA_STRING_BOOLEAN]),
+        ('emails.primary eq "true" and userName pr', [client_quirks.ENTRA_STRING_BOOLEAN]),
+        ('emails.value eq "a@b.c"', []),
     ],
 )
 def test_user_filter_quirks(text: str, expected: list[str]) -> None:
