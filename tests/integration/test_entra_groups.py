@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
+from muster.db.unit_of_work import UnitOfWork
 from tests.factories import ENTERPRISE_URN, USER_URN, patch_op
 from tests.group_factories import (
     ENTRA_GROUP_URN,
@@ -18,6 +19,7 @@ from tests.group_factories import (
     post_group,
     stored_group_row,
 )
+from tests.integration.entra_replay import ENTRA_HEADERS, logged_quirks
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +27,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def entra(client: TestClient, scim_token: str) -> Iterator[TestClient]:
     """The client as Entra's provisioning service calls: bearer token, SCIM JSON."""
-    client.headers.update(
-        {
-            "Authorization": f"Bearer {scim_token}",
-            "Accept": "application/scim+json",
-            "Content-Type": "application/scim+json",
-        }
-    )
+    client.headers.update({**ENTRA_HEADERS, "Authorization": f"Bearer {scim_token}"})
     yield client
 
 
@@ -213,3 +209,146 @@ def test_entra_user_lists_groups_and_keeps_them_when_disabled(
     assert user["active"] is False
     assert [(g["value"], g["display"]) for g in user["groups"]] == [(group["id"], "Sales")]
     assert member_ids(engine, group["id"]) == {ann["id"]}
+
+
+# Replays of Microsoft's documented group requests, verbatim, and the quirks they leave in the
+# provisioning log. TUTORIAL: learn.microsoft.com/entra/identity/app-provisioning/
+# use-scim-to-provision-users-and-groups; KNOWN_ISSUES: the same folder,
+# application-provisioning-config-problem-scim-compatibility.
+
+
+def test_entra_create_group_tutorial_body(entra: TestClient, uow: UnitOfWork) -> None:
+    # TUTORIAL, "Create Group", request body verbatim.
+    response = entra.post("/scim/v2/Groups", json={
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+        "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+        "displayName": "displayName",
+        "meta": {
+            "resourceType": "Group"
+        }
+    })  # fmt: skip
+
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["schemas"] == [GROUP_URN]
+    assert (created["externalId"], created["displayName"]) == (
+        "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+        "displayName",
+    )
+    assert logged_quirks(uow) == {"entra_extra_group_schema"}
+
+
+def test_entra_update_group_display_name_tutorial(entra: TestClient, uow: UnitOfWork) -> None:
+    group = post_group(entra, displayName="displayName")
+
+    # TUTORIAL, "Update Group [Non-member attributes]", request body verbatim.
+    response = entra.patch(f"/scim/v2/Groups/{group['id']}", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{
+            "op": "Replace",
+            "path": "displayName",
+            "value": "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"
+        }]
+    })  # fmt: skip
+
+    assert response.status_code == 204, response.text
+    assert logged_quirks(uow) == {"entra_capitalised_op"}
+    renamed = entra.get(f"/scim/v2/Groups/{group['id']}").json()
+    assert renamed["displayName"] == "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"
+
+
+def test_entra_add_members_tutorial_shape(
+    entra: TestClient, engine: Engine, uow: UnitOfWork
+) -> None:
+    ann = _entra_user(entra)
+    group = post_group(entra)
+
+    # TUTORIAL, "Update Group [Add Members]", with one of our user ids as the value.
+    response = entra.patch(f"/scim/v2/Groups/{group['id']}", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{
+            "op": "Add",
+            "path": "members",
+            "value": [{
+                "$ref": None,
+                "value": ann["id"]
+            }]
+        }]
+    })  # fmt: skip
+
+    assert response.status_code == 204, response.text
+    assert member_ids(engine, group["id"]) == {ann["id"]}
+    assert logged_quirks(uow) == {"entra_capitalised_op"}
+
+
+def test_entra_remove_member_without_flag_keeps_everyone_else(
+    entra: TestClient, engine: Engine, uow: UnitOfWork
+) -> None:
+    ann, bob = _entra_user(entra), _entra_user(entra)
+    group = post_group(entra)
+    _patch(entra, group["id"], _add(ann["id"], bob["id"]))
+
+    # KNOWN_ISSUES, "Requests made to remove a group member", without feature flag, verbatim:
+    # "u1091" is nobody here, so nobody goes (a server reading it as "remove all" empties it).
+    response = entra.patch(f"/scim/v2/Groups/{group['id']}", json={
+        "schemas": [
+            "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+        ],
+        "Operations": [
+            {
+                "op": "Remove",
+                "path": "members",
+                "value": [
+                    {
+                        "value": "u1091"
+                    }
+                ]
+            }
+        ]
+    })  # fmt: skip
+
+    assert response.status_code == 204, response.text
+    assert member_ids(engine, group["id"]) == {ann["id"], bob["id"]}
+    assert logged_quirks(uow) == {"entra_capitalised_op", "entra_remove_by_value"}
+
+
+def test_entra_remove_members_listed_in_value(
+    entra: TestClient, engine: Engine, uow: UnitOfWork
+) -> None:
+    ann, bob, cat = (_entra_user(entra) for _ in range(3))
+    group = post_group(entra)
+    _patch(entra, group["id"], _add(ann["id"], bob["id"], cat["id"]))
+
+    response = _patch(
+        entra,
+        group["id"],
+        {"op": "Remove", "path": "members", "value": [{"value": ann["id"]}, {"value": bob["id"]}]},
+    )
+
+    assert response.status_code == 204, response.text
+    assert member_ids(engine, group["id"]) == {cat["id"]}
+    assert logged_quirks(uow) == {"entra_capitalised_op", "entra_remove_by_value"}
+
+
+def test_entra_remove_member_with_flag(entra: TestClient, engine: Engine, uow: UnitOfWork) -> None:
+    ann = _entra_user(entra)
+    group = post_group(entra)
+    _patch(entra, group["id"], _add(ann["id"]))
+
+    # KNOWN_ISSUES, "Requests made to remove a group member", with feature flag, verbatim: the
+    # RFC form, no quirk; the id is nobody here, so the member stays.
+    response = entra.patch(f"/scim/v2/Groups/{group['id']}", json={
+        "schemas": [
+            "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+        ],
+        "Operations": [
+            {
+                "op": "remove",
+                "path": "members[value eq \"7f4bc1a3-285e-48ae-8202-5accb43efb0e\"]"
+            }
+        ]
+    })  # fmt: skip
+
+    assert response.status_code == 204, response.text
+    assert member_ids(engine, group["id"]) == {ann["id"]}
+    assert logged_quirks(uow) == set()

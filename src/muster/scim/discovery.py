@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from scim2_models import EnterpriseUser, Group, User
@@ -10,6 +11,18 @@ from muster.scim.schemas import ENTERPRISE_URN, GROUP_URN, USER_URN
 
 SPC_URN = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 RESOURCE_TYPE_URN = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
+
+# Where Muster's rules are narrower than the RFC 7643 §8.7 schemas that scim2-models serves,
+# keyed by (schema id, attribute path): the discovery documents must say what we enforce.
+_SCHEMA_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
+    # displayName is unique per tenant, in any letter case (Entra matches groups on it).
+    (GROUP_URN, "displayName"): {"uniqueness": "server"},
+    # Groups hold users only; nested groups are refused.
+    (GROUP_URN, "members.$ref"): {"referenceTypes": ["User"]},
+    (GROUP_URN, "members.type"): {"canonicalValues": ["User"]},
+    # `display` is the member's userName as Muster stores it; a client's value is not kept.
+    (GROUP_URN, "members.display"): {"mutability": "readOnly"},
+}
 
 
 def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any]:
@@ -29,6 +42,7 @@ def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any
                 "name": "OAuth Bearer Token",
                 "description": "The SCIM token generated for the account, sent as "
                 "`Authorization: Bearer <token>`.",
+                "specUri": "https://www.rfc-editor.org/info/rfc6750",
                 "primary": True,
             }
         ],
@@ -40,6 +54,7 @@ def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any
 
 
 def resource_types(base_url: str) -> list[dict[str, Any]]:
+    """The User (with the enterprise extension) and Group resource types (RFC 7643 §6)."""
     return [
         {
             "schemas": [RESOURCE_TYPE_URN],
@@ -63,15 +78,30 @@ def resource_types(base_url: str) -> list[dict[str, Any]]:
     ]
 
 
-def _schema_document(model: Any, base_url: str) -> dict[str, Any]:
-    document: dict[str, Any] = model.to_schema().model_dump(mode="json", exclude_none=True)
-    document["meta"] = {
-        "resourceType": "Schema",
-        "location": f"{base_url}/Schemas/{document['id']}",
-    }
-    return document
+def _override(schema_id: str, attributes: list[dict[str, Any]], prefix: str = "") -> None:
+    for attribute in attributes:
+        path = prefix + attribute["name"]
+        attribute.update(_SCHEMA_OVERRIDES.get((schema_id, path), {}))
+        _override(schema_id, attribute.get("subAttributes", []), f"{path}.")
+
+
+@cache
+def _schema_documents() -> tuple[dict[str, Any], ...]:
+    # Built once per process: scim2-models' to_schema() costs milliseconds and never changes.
+    documents = []
+    for model in (User, EnterpriseUser, Group):
+        document: dict[str, Any] = model.to_schema().model_dump(mode="json", exclude_none=True)
+        _override(document["id"], document["attributes"])
+        documents.append(document)
+    return tuple(documents)
 
 
 def schemas(base_url: str) -> list[dict[str, Any]]:
-    """The User, EnterpriseUser and Group schemas, as scim2-models defines them."""
-    return [_schema_document(m, base_url) for m in (User, EnterpriseUser, Group)]
+    """The User, EnterpriseUser and Group schemas (RFC 7643 §7), as Muster enforces them."""
+    return [
+        {
+            **document,
+            "meta": {"resourceType": "Schema", "location": f"{base_url}/Schemas/{document['id']}"},
+        }
+        for document in _schema_documents()
+    ]

@@ -9,11 +9,12 @@ from scim2_models.path import AttrPath, CompareOperator, Comparison, LogicalExpr
 from scim2_models.path import LogicalOperator as Logic
 
 from muster.errors import ScimError
+from muster.scim import client_quirks
 from muster.scim.patching import PatchOperation, parse_path
 from muster.scim.resources import MAX_INDEXED_LENGTH, check_length
 from muster.scim.schemas import GROUP_URN
 
-ENTRA_EXTRA_GROUP_SCHEMA = "entra_extra_group_schema"
+ENTRA_EXTRA_GROUP_SCHEMA = client_quirks.ENTRA_EXTRA_GROUP_SCHEMA
 _SERVER_OWNED = {"id", "meta", "schemas"}
 
 
@@ -91,10 +92,8 @@ def parse_group(payload: Any) -> GroupInput:
         raise ScimError.invalid_value(f"schemas is required and must include {GROUP_URN!r}")
     if GROUP_URN.lower() not in {s.lower() for s in schemas}:
         raise ScimError.invalid_value(f"schemas must include {GROUP_URN!r}")
-    if len(schemas) > 1:
-        # Entra adds "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
-        # (Entra SCIM tutorial, group create); it defines nothing we keep.
-        quirks.append(ENTRA_EXTRA_GROUP_SCHEMA)
+    if client_quirks.entra_extra_group_schemas(schemas) is not None:
+        quirks.append(client_quirks.ENTRA_EXTRA_GROUP_SCHEMA)
     display_name = _display_name(fields.get("displayname"))
     external_id = fields.get("externalid")
     if external_id is not None and not isinstance(external_id, str):
@@ -124,12 +123,18 @@ def _filtered_ids(node: Any, text: str) -> tuple[str, ...]:
     )
 
 
-def plan_group_patch(operations: list[PatchOperation]) -> GroupChange:
-    """Turn PatchOp operations on a group into attribute changes and membership steps."""
+def plan_group_patch(
+    operations: list[PatchOperation], quirks: list[str] | None = None
+) -> GroupChange:
+    """Turn PatchOp operations on a group into attribute changes and membership steps.
+
+    The names of the client quirks absorbed on the way are appended to `quirks`.
+    """
     change = GroupChange()
+    noted: list[str] = [] if quirks is None else quirks
     for operation in operations:
         if operation.path is None:
-            _without_path(change, operation)
+            _without_path(change, operation, noted)
             continue
         node = parse_path(operation.path)
         if isinstance(node, ValuePath) and node.attr_path.attr.lower() == "members":
@@ -145,11 +150,11 @@ def plan_group_patch(operations: list[PatchOperation]) -> GroupChange:
             raise ScimError.invalid_path(f"{operation.path!r} names no attribute of a group")
         if node.uri is not None and node.uri.lower() != GROUP_URN.lower():
             raise ScimError.invalid_path(f"{operation.path!r} names no attribute of a group")
-        _at(change, operation.op, node.attr.lower(), operation.value, operation.path)
+        _at(change, operation.op, node.attr.lower(), operation.value, operation.path, noted)
     return change
 
 
-def _without_path(change: GroupChange, operation: PatchOperation) -> None:
+def _without_path(change: GroupChange, operation: PatchOperation, quirks: list[str]) -> None:
     # Okta renames with {"op":"replace","value":{"id":"<gid>","displayName":"…"}} and sends it
     # with every membership update; the read-only id is not a change.
     if not isinstance(operation.value, dict):
@@ -158,10 +163,12 @@ def _without_path(change: GroupChange, operation: PatchOperation) -> None:
         lowered = key.lower()
         if lowered in _SERVER_OWNED:
             continue
-        _at(change, operation.op, lowered, value, key)
+        _at(change, operation.op, lowered, value, key, quirks)
 
 
-def _at(change: GroupChange, op: str, attribute: str, value: Any, text: str) -> None:
+def _at(
+    change: GroupChange, op: str, attribute: str, value: Any, text: str, quirks: list[str]
+) -> None:
     if attribute == "displayname":
         if op == "remove":
             raise ScimError.invalid_value("displayName is required and cannot be removed")
@@ -179,12 +186,15 @@ def _at(change: GroupChange, op: str, attribute: str, value: Any, text: str) -> 
             change.steps.append(MemberStep("add", member_ids(value, "members")))
         elif op == "replace":
             change.steps.append(MemberStep("replace", member_ids(value, "members")))
-        elif value is None:
-            change.steps.append(MemberStep("remove_all"))
         else:
             # Entra's default remove names the members in `value`: remove only those
             # (directory-scimple#436 removed everyone here).
-            change.steps.append(MemberStep("remove", member_ids(value, "members")))
+            listed = client_quirks.entra_remove_by_value(value)
+            if listed is None:
+                change.steps.append(MemberStep("remove_all"))
+            else:
+                quirks.append(client_quirks.ENTRA_REMOVE_BY_VALUE)
+                change.steps.append(MemberStep("remove", member_ids(listed, "members")))
     elif attribute in _SERVER_OWNED:
         raise ScimError.mutability(f"{attribute} is read-only and cannot be changed")
     else:

@@ -180,7 +180,7 @@ def patch_group(
 ) -> GroupOutcome:
     """Apply a PatchOp to a group: renames and membership steps, in order, all or nothing."""
     quirks: list[str] = []
-    change: GroupChange = plan_group_patch(patching.parse_patch(payload, quirks))
+    change: GroupChange = plan_group_patch(patching.parse_patch(payload, quirks), quirks)
     with uow:
         group = uow.groups.get(group_id, for_update=True)
         if group is None:

@@ -208,7 +208,7 @@ def patch_user(uow: UnitOfWork, user_id: str, payload: Any, *, if_match: str | N
         if current is None:
             raise ScimError.not_found("User", user_id)
         versioning.require_match(current.version, if_match)
-        patched = patching.apply_operations(current.document, operations, USER_SCHEMA)
+        patched = patching.apply_operations(current.document, operations, USER_SCHEMA, quirks)
         incoming = parse_user(patched, require_schemas=False)
         active = incoming.active if incoming.active is not None else current.active
         user = _rewrite(uow, current, incoming, active)

@@ -9,36 +9,62 @@ from muster.errors import ScimError
 from muster.scim import discovery
 from muster.scim.listing import list_response
 from muster.web.scim_api.requests import ScimRequest
-from muster.web.scim_api.responses import scim_response
+from muster.web.scim_api.responses import error_response, scim_response
+
+READ_ONLY_METHODS = "GET, HEAD"
+WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+
+
+def _discovery_request(request: Request) -> ScimRequest:
+    """RFC 7644 §4: list parameters are ignored, but a filter is refused with 403."""
+    scim = ScimRequest.of(request)
+    if scim.params.get("filter"):
+        # A filter we ignored would let the client believe its conditions hold.
+        raise ScimError.forbidden(f"{request.url.path} does not take a filter (RFC 7644 §4)")
+    return scim
 
 
 async def get_service_provider_config(request: Request) -> Response:
-    scim = ScimRequest.of(request)
+    scim = _discovery_request(request)
     max_results = scim.wiring.settings.max_page_size
     return scim_response(discovery.service_provider_config(scim.base_url, max_results=max_results))
 
 
 async def list_resource_types(request: Request) -> Response:
-    documents = discovery.resource_types(ScimRequest.of(request).base_url)
+    documents = discovery.resource_types(_discovery_request(request).base_url)
     return scim_response(list_response(len(documents), 1, documents))
 
 
 async def get_resource_type(request: Request) -> Response:
     wanted = request.path_params["resource_type"]
-    for document in discovery.resource_types(ScimRequest.of(request).base_url):
+    for document in discovery.resource_types(_discovery_request(request).base_url):
         if document["id"] == wanted:
             return scim_response(document)
     raise ScimError.not_found("ResourceType", wanted)
 
 
 async def list_schemas(request: Request) -> Response:
-    documents = discovery.schemas(ScimRequest.of(request).base_url)
+    documents = discovery.schemas(_discovery_request(request).base_url)
     return scim_response(list_response(len(documents), 1, documents))
 
 
 async def get_schema(request: Request) -> Response:
     wanted = request.path_params["schema_id"]
-    for document in discovery.schemas(ScimRequest.of(request).base_url):
-        if document["id"] == wanted:
+    for document in discovery.schemas(_discovery_request(request).base_url):
+        if document["id"].lower() == wanted.lower():  # URNs compare without case (RFC 8141)
             return scim_response(document)
     raise ScimError.not_found("Schema", wanted)
+
+
+async def refuse_write(request: Request) -> Response:
+    """Any write to a discovery endpoint: 405 with the Allow header RFC 9110 §15.5.6 asks for."""
+    scim = ScimRequest.of(request)
+    error = ScimError(
+        405,
+        f"{request.method} is not allowed on {request.url.path}: discovery documents are "
+        "read-only; use GET",
+    )
+    scim.context.error = error  # the provisioning log records the refusal like any other
+    response = error_response(error)
+    response.headers["Allow"] = READ_ONLY_METHODS
+    return response

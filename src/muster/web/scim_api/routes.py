@@ -38,6 +38,16 @@ def scim_app(wiring: Wiring) -> ScimPipeline:
         Route("/ResourceTypes/{resource_type}", discovery.get_resource_type, methods=["GET"]),
         Route("/Schemas", discovery.list_schemas, methods=["GET"]),
         Route("/Schemas/{schema_id:path}", discovery.get_schema, methods=["GET"]),
+        *(
+            Route(path, discovery.refuse_write, methods=discovery.WRITE_METHODS)
+            for path in (
+                "/ServiceProviderConfig",
+                "/ResourceTypes",
+                "/ResourceTypes/{resource_type}",
+                "/Schemas",
+                "/Schemas/{schema_id:path}",
+            )
+        ),
         Route("/Bulk", not_implemented, methods=["POST"]),
         Route("/Me", not_implemented, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from muster.scim import versioning
+from muster.scim import client_quirks, versioning
 from muster.scim.listing import list_response, search_request_params
 from muster.scim.records import StoredUser
 from muster.services import users
@@ -46,6 +46,8 @@ async def list_users(request: Request, scim: ScimRequest | None = None) -> Respo
     """GET /Users?filter=...&startIndex=...&count=..."""
     scim = scim or ScimRequest.of(request)
     query = scim.list_query()
+    if query.filter is not None:
+        scim.note(quirks=client_quirks.user_filter_quirks(scim.params["filter"], query.filter))
     projection = scim.projection
     total, page = scim.run(users.list_users, query, with_groups=projection.wants("groups"))
     base = scim.base_url
