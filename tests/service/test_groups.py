@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from muster.db.repositories import GroupRepository
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError, ScimType
 from muster.scim.listing import ListQuery, parse_filter
@@ -810,3 +812,26 @@ def test_idp_add_of_a_manual_member_leaves_it_manual(uow: UnitOfWork, engine: En
     _patch(uow, group.group_id, {"op": "remove", "path": f'members[value eq "{ann.user_id}"]'})
 
     assert membership_rows(engine, group.group_id) == {ann.user_id: "manual"}
+
+
+@pytest.mark.parametrize("write", ["rename", "delete"])
+def test_a_group_write_checks_the_version_in_the_statement_that_writes(
+    uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    group = given_group(uow)
+    read = GroupRepository.get
+
+    def stale(self: Any, group_id: str, *, for_update: bool = False) -> Any:
+        found = read(self, group_id, for_update=for_update)  # as read before another commit
+        return dataclasses.replace(found, version=found.version - 1) if found else None
+
+    monkeypatch.setattr(GroupRepository, "get", stale)
+    if write == "rename":
+        rename = patch_op({"op": "replace", "path": "displayName", "value": "Renamed"})
+        error = _refused(groups.patch_group, uow, group.group_id, rename, if_match=None)
+    else:
+        error = _refused(groups.delete_group, uow, group.group_id, if_match=None)
+    assert error.status == 412 and "changed by another request" in error.detail
+    monkeypatch.undo()
+    after = groups.get_group(uow, group.group_id)
+    assert (after.document, after.version) == (group.document, group.version)

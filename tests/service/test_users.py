@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from muster.db.repositories import UserRepository
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError, ScimType
 from muster.scim.listing import ListQuery, parse_filter
@@ -940,3 +942,35 @@ def test_create_user_refuses_to_revive_a_deactivated_user_under_another_email(
     kept = users.get_user(uow, old.user_id)
     assert kept.active is False
     assert kept.document["emails"][0]["value"] == "ann@example.com"
+
+
+def _reads_a_stale_version(monkeypatch: pytest.MonkeyPatch, repository: type) -> None:
+    """Make `get` answer what a reader saw just before another writer's commit."""
+    read = repository.get
+
+    def stale(self: Any, resource_id: str, *, for_update: bool = False) -> Any:
+        found = read(self, resource_id, for_update=for_update)
+        return dataclasses.replace(found, version=found.version - 1) if found else None
+
+    monkeypatch.setattr(repository, "get", stale)
+
+
+@pytest.mark.parametrize("write", ["put", "patch", "delete"])
+def test_a_write_checks_the_version_in_the_statement_that_writes(
+    uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    user = _deactivate(uow, given_user(uow).user_id)  # version 2, so the stale read says 1
+    _reads_a_stale_version(monkeypatch, UserRepository)
+    if_match = 'W/"1"'  # matches what was read, not what is stored
+    calls: dict[str, Callable[[], Any]] = {
+        "put": lambda: users.replace_user(uow, user.user_id, _put_body(user), if_match=if_match),
+        "patch": lambda: users.patch_user(
+            uow, user.user_id, patch_op({"op": "replace", "path": "title", "value": "X"}),
+            if_match=if_match,
+        ),
+        "delete": lambda: users.delete_user(uow, user.user_id, if_match=if_match),
+    }
+    error = _refused(calls[write])
+    assert error.status == 412 and "changed by another request" in error.detail
+    monkeypatch.undo()
+    _unchanged(uow, user)

@@ -150,9 +150,19 @@ class UserRepository:
             raise _uniqueness_error(error) from error
         self._add_emails(values["id"], emails)
 
-    def change(self, user_id: str, values: dict[str, Any], emails: Iterable[str] | None) -> bool:
-        """Write every column of USER_WRITE_COLUMNS; `emails`, when given, replaces the index."""
-        params = {"b_tenant": self._tenant_id, "b_id": user_id}
+    def change(
+        self,
+        user_id: str,
+        values: dict[str, Any],
+        emails: Iterable[str] | None,
+        *,
+        read_version: int,
+    ) -> bool:
+        """Write every column of USER_WRITE_COLUMNS if the user is still at `read_version`.
+
+        `emails`, when given, replaces the email index. False: no such user at that version.
+        """
+        params = {"b_tenant": self._tenant_id, "b_id": user_id, "b_version": read_version}
         for name in sql.USER_WRITE_COLUMNS:
             params[f"v_{name}"] = values[name]
         try:
@@ -174,12 +184,10 @@ class UserRepository:
                 {"tenant_id": self._tenant_id, "user_id": user_id, "value_key": value},
             )
 
-    def remove(self, user_id: str) -> bool:
-        """Delete the user and (by cascade) their email and membership rows."""
-        return (
-            fast.run(self._conn, sql.DELETE_USER, {"b_tenant": self._tenant_id, "b_id": user_id})
-            == 1
-        )
+    def remove(self, user_id: str, *, read_version: int) -> bool:
+        """Delete the user at `read_version` and (by cascade) their email and membership rows."""
+        params = {"b_tenant": self._tenant_id, "b_id": user_id, "b_version": read_version}
+        return fast.run(self._conn, sql.DELETE_USER, params) == 1
 
     def search(
         self,
@@ -306,9 +314,11 @@ class GroupRepository:
         except IntegrityError as error:
             raise ScimError.uniqueness("displayName") from error
 
-    def change(self, group_id: str, values: dict[str, Any]) -> None:
+    def change(self, group_id: str, values: dict[str, Any], *, read_version: int) -> bool:
+        """Write the group's columns if it is still at `read_version`."""
+        params = self._scope(group_id, b_version=read_version, **values)
         try:
-            self._conn.execute(sql.UPDATE_GROUP, self._scope(group_id, **values))
+            return self._conn.execute(sql.UPDATE_GROUP, params).rowcount == 1
         except IntegrityError as error:
             raise ScimError.uniqueness("displayName") from error
 
@@ -317,8 +327,9 @@ class GroupRepository:
             sql.GROUP_BY_NAME_KEY, {"b_tenant": self._tenant_id, "b_key": display_name_key}
         ).scalar()
 
-    def remove(self, group_id: str) -> bool:
-        return self._conn.execute(sql.DELETE_GROUP, self._scope(group_id)).rowcount == 1
+    def remove(self, group_id: str, *, read_version: int) -> bool:
+        params = self._scope(group_id, b_version=read_version)
+        return self._conn.execute(sql.DELETE_GROUP, params).rowcount == 1
 
     def search(
         self,

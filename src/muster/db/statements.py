@@ -138,12 +138,15 @@ USER_WRITE_COLUMNS = (
     "last_modified",
     "version",
 )
+# Writes name the version they read, so a row changed since then matches nothing: the If-Match
+# check is part of the statement that writes (RFC 7644 §3.14), not only of the read before it.
+_THE_USER_AS_READ = and_(_THE_USER, users.c.version == bindparam("b_version"))
 UPDATE_USER = (
     update(users)
-    .where(_THE_USER)
+    .where(_THE_USER_AS_READ)
     .values({name: bindparam(f"v_{name}", type_=users.c[name].type) for name in USER_WRITE_COLUMNS})
 )
-DELETE_USER = delete(users).where(_THE_USER)
+DELETE_USER = delete(users).where(_THE_USER_AS_READ)
 INSERT_EMAILS = insert(user_emails)
 DELETE_EMAILS = delete(user_emails).where(
     user_emails.c.tenant_id == TENANT, user_emails.c.user_id == ID
@@ -169,8 +172,9 @@ _THE_GROUP = and_(groups.c.tenant_id == TENANT, groups.c.id == ID)
 GROUP = select(*GROUP_COLUMNS).where(_THE_GROUP)
 GROUP_FOR_UPDATE = GROUP.with_for_update()
 INSERT_GROUP = insert(groups)
-UPDATE_GROUP = update(groups).where(_THE_GROUP)
-DELETE_GROUP = delete(groups).where(_THE_GROUP)
+_THE_GROUP_AS_READ = and_(_THE_GROUP, groups.c.version == bindparam("b_version"))
+UPDATE_GROUP = update(groups).where(_THE_GROUP_AS_READ)
+DELETE_GROUP = delete(groups).where(_THE_GROUP_AS_READ)
 GROUP_BY_NAME_KEY = select(groups.c.id).where(
     groups.c.tenant_id == TENANT, groups.c.display_name_key == bindparam("b_key")
 )

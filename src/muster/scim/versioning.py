@@ -26,6 +26,14 @@ def require_match(version: int, if_match: str | None) -> None:
     )
 
 
+def changed_since_read(resource_type: str, resource_id: str) -> ScimError:
+    """The error for a write whose resource moved to another version after it was read."""
+    return ScimError.precondition_failed(
+        f"{resource_type} {resource_id} was changed by another request while this one ran; "
+        "read it again and retry"
+    )
+
+
 def is_not_modified(version: int, if_none_match: str | None) -> bool:
     """Tell whether a GET may answer 304 Not Modified."""
     if if_none_match is None:

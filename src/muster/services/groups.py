@@ -92,7 +92,8 @@ def _bump(
     name = document["displayName"]
     values["display_name"], values["display_name_key"] = name, name.lower()
     values["external_id"] = document.get("externalId")
-    uow.groups.change(group.group_id, values)
+    if not uow.groups.change(group.group_id, values, read_version=group.version):
+        raise versioning.changed_since_read("Group", group.group_id)
     return StoredGroup(group.group_id, document, group.created, now, group.version + 1)
 
 
@@ -208,7 +209,8 @@ def delete_group(uow: UnitOfWork, group_id: str, *, if_match: str | None = None)
         if group is None:
             raise ScimError.not_found("Group", group_id)
         versioning.require_match(group.version, if_match)
-        uow.groups.remove(group_id)
+        if not uow.groups.remove(group_id, read_version=group.version):
+            raise versioning.changed_since_read("Group", group_id)
         uow.commit()
 
 

@@ -102,9 +102,11 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
             if active:
                 seats.claim_seat(uow)
             version = current.version + 1
-            uow.users.change(
-                user_id, _columns(incoming, active, source, now, version), incoming.emails
-            )
+            values = _columns(incoming, active, source, now, version)
+            if not uow.users.change(
+                user_id, values, incoming.emails, read_version=current.version
+            ):
+                raise versioning.changed_since_read("User", user_id)
             user = _stored(user_id, incoming, active, source, current.created, now, version)
             _attach_groups(uow, [user])  # deactivation kept their memberships
         else:
@@ -178,8 +180,8 @@ def _rewrite(uow: UnitOfWork, current: StoredUser, incoming: UserInput, active: 
     current_emails.add(identity_email(current.document).lower())
     emails = incoming.emails if incoming.emails != current_emails else None
     values = _columns(incoming, active, current.source, now, version)
-    if not uow.users.change(current.user_id, values, emails):
-        raise ScimError.not_found("User", current.user_id)
+    if not uow.users.change(current.user_id, values, emails, read_version=current.version):
+        raise versioning.changed_since_read("User", current.user_id)
     return _stored(current.user_id, incoming, active, current.source, current.created, now, version)
 
 
@@ -224,7 +226,8 @@ def delete_user(uow: UnitOfWork, user_id: str, *, if_match: str | None = None) -
         if current is None:
             raise ScimError.not_found("User", user_id)
         versioning.require_match(current.version, if_match)
-        uow.users.remove(user_id)
+        if not uow.users.remove(user_id, read_version=current.version):
+            raise versioning.changed_since_read("User", user_id)
         if current.active:
             seats.release_seat(uow)
         uow.commit()
