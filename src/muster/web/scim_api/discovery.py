@@ -14,8 +14,16 @@ from muster.web.scim_api.responses import scim_response
 
 async def get_service_provider_config(request: Request) -> Response:
     scim = ScimRequest.of(request)
-    max_results = scim.wiring.settings.max_page_size
-    return scim_response(discovery.service_provider_config(scim.base_url, max_results=max_results))
+    settings = scim.wiring.settings
+    return scim_response(
+        discovery.service_provider_config(
+            scim.base_url,
+            max_results=settings.max_page_size,
+            default_page_size=settings.default_page_size,
+            bulk_max_operations=settings.bulk_max_operations,
+            bulk_max_payload=settings.max_body_bytes,
+        )
+    )
 
 
 async def list_resource_types(request: Request) -> Response:
