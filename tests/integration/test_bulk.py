@@ -162,3 +162,12 @@ def test_every_operation_is_in_the_provisioning_log(
     bulk_entry = next(e for e in entries if e.path == "/scim/v2/Bulk")
     assert {e.request_id for e in entries if e.method != "GET"} == {bulk_entry.request_id}
     assert any(e.resource_id == user_id for e in entries)
+
+
+def test_bulk_creates_obey_the_seat_limit_like_single_requests(okta: TestClient) -> None:
+    # The tenant has 25 seats: the 26th create is refused with the single request's answer.
+    results = _bulk(okta, *[_post_user(f"u{i}") for i in range(26)]).json()["Operations"]
+
+    assert [r["status"] for r in results] == ["201"] * 25 + ["403"]
+    assert "licence limit reached: 25 of 25" in results[25]["response"]["detail"]
+    assert okta.get("/scim/v2/Users", params={"count": 0}).json()["totalResults"] == 25

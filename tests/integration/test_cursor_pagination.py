@@ -205,3 +205,15 @@ def test_the_service_provider_config_advertises_both_pagination_methods(
         "maxPageSize": 1000,
     }
     assert config["filter"]["maxResults"] == 1000
+
+
+def test_later_pages_repeat_the_total_counted_when_the_walk_began(okta: TestClient) -> None:
+    created = [_user(okta)["id"] for _ in range(3)]
+    first = okta.get("/scim/v2/Users", params={"cursor": "", "count": 2}).json()
+
+    late = _user(okta)["id"]
+    second = okta.get("/scim/v2/Users", params={"cursor": first["nextCursor"], "count": 2}).json()
+
+    assert first["totalResults"] == second["totalResults"] == 3
+    assert [r["id"] for r in second["Resources"]] == [created[2], late]
+    assert okta.get("/scim/v2/Users", params={"cursor": ""}).json()["totalResults"] == 4

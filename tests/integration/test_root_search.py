@@ -101,3 +101,19 @@ def test_the_root_search_refuses_sort_by_and_applies_attributes(okta: TestClient
     assert sorted_search.status_code == 400
     assert sorted_search.json()["scimType"] == "invalidValue"
     assert all(set(r) <= {"id", "schemas"} for r in projected["Resources"])
+
+
+def test_a_cursor_page_filled_by_the_last_users_still_leads_on_to_the_groups(
+    okta: TestClient,
+) -> None:
+    user_ids, group_ids = _given(okta, 4, 2)
+
+    pages = []
+    body = _search(okta, count=2, cursor="").json()
+    pages.append([r["id"] for r in body["Resources"]])
+    while "nextCursor" in body:
+        body = _search(okta, count=2, cursor=body["nextCursor"]).json()
+        pages.append([r["id"] for r in body["Resources"]])
+        assert body["totalResults"] == 6
+
+    assert pages == [user_ids[:2], user_ids[2:], group_ids]

@@ -211,6 +211,7 @@ class UserRepository:
         position: tuple[Any, str] | None,
         ascending: bool,
         limit: int,
+        known_total: int | None = None,
     ) -> SeekPage:
         """A keyset page of users (RFC 9865 cursors); see `_seek`."""
         return _seek(
@@ -224,6 +225,7 @@ class UserRepository:
             ascending,
             limit,
             to_stored_user,
+            known_total,
         )
 
     def search_by_user_name(
@@ -302,8 +304,12 @@ def _seek(
     ascending: bool,
     limit: int,
     convert: Any,
+    known_total: int | None = None,
 ) -> SeekPage:
     """Read `limit` rows after `position` (before it when not `ascending`), by seek, not OFFSET.
+
+    The total is counted unless the caller knows it (`known_total`, carried in the cursor) or
+    the page shows it (a short first page); COUNT is what costs at a million rows.
 
     `order` is filter_sql's ORDER BY (a sort column then id, or id alone); the rows are
     ordered by (sort value, id) with NULL as the smallest value on every database, so a page
@@ -321,6 +327,8 @@ def _seek(
         condition = and_(condition, where)
     count = select(func.count()).select_from(table).where(condition)
     if limit == 0:
+        if known_total is not None:
+            return SeekPage(known_total, [], [], False)
         return SeekPage(int(conn.execute(count).scalar_one()), [], [], False)
     seek = condition
     if sort_column is None:
@@ -350,7 +358,9 @@ def _seek(
     else:
         keys = [(row[width], row[width + 1]) for row in rows]
     items = [convert(tuple(row[:width])) for row in rows]
-    if position is None and not has_more:
+    if known_total is not None:
+        total = known_total
+    elif position is None and not has_more:
         total = len(items)  # the whole result fits on the first page
     else:
         total = int(conn.execute(count).scalar_one())
@@ -471,6 +481,7 @@ class GroupRepository:
         position: tuple[Any, str] | None,
         ascending: bool,
         limit: int,
+        known_total: int | None = None,
     ) -> SeekPage:
         """A keyset page of groups (RFC 9865 cursors); see `_seek`."""
         return _seek(
@@ -484,6 +495,7 @@ class GroupRepository:
             ascending,
             limit,
             to_stored_group,
+            known_total,
         )
 
     def stage(self, user_ids: Sequence[str]) -> None:

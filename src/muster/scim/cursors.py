@@ -4,6 +4,10 @@ A cursor holds the sort value and id of the last (or first) row a client saw, ne
 and never server-side state: the next page is "the rows after this key", so rows added or
 removed between requests shift nothing, and a cursor never expires (no cursorTimeout).
 
+It also carries the totalResults counted when the walk began (on the page read with an empty
+cursor): counting a million rows costs far more than seeking to a page, so later pages repeat
+that number instead of counting again. It is the size of the result when paging started.
+
 The token is base64url (RFC 3986 unreserved characters only, as RFC 9865 §2.1 asks) of a
 small JSON list plus a checksum. It is not signed: a cursor carries no authority — the tenant
 comes from the bearer token and the filter is applied again on every page — so a forged one
@@ -44,6 +48,7 @@ class Cursor:
     key: Any  # the edge row's sort value: str, bool, int, datetime or None
     last_id: str
     backward: bool = False  # a previousCursor: the page of rows before the key
+    total: int | None = None  # totalResults as counted on the walk's first page
 
 
 @dataclass(slots=True)
@@ -103,7 +108,15 @@ def encode_cursor(cursor: Cursor) -> str:
     """Turn a Cursor into its opaque token."""
     flags = (1 if cursor.descending else 0) | (2 if cursor.backward else 0)
     payload = orjson.dumps(
-        [VERSION, cursor.scope, cursor.sort_by, flags, *_tag(cursor.key), cursor.last_id]
+        [
+            VERSION,
+            cursor.scope,
+            cursor.sort_by,
+            flags,
+            *_tag(cursor.key),
+            cursor.last_id,
+            cursor.total,
+        ]
     )
     return _b64(payload + _check(payload))
 
@@ -123,9 +136,9 @@ def decode_cursor(token: str, *, scope: str, sort_by: str | None, descending: bo
         fields = orjson.loads(payload)
     except orjson.JSONDecodeError:
         raise ScimError.invalid_cursor("the cursor is not one this server issued") from None
-    if not (isinstance(fields, list) and len(fields) == 7 and fields[0] == VERSION):
+    if not (isinstance(fields, list) and len(fields) == 8 and fields[0] == VERSION):
         raise ScimError.invalid_cursor("the cursor is not one this server issued" + _START_AGAIN)
-    _, cursor_scope, cursor_sort, flags, tag, value, last_id = fields
+    _, cursor_scope, cursor_sort, flags, tag, value, last_id, total = fields
     if cursor_scope != scope:
         raise ScimError.invalid_cursor(
             f"the cursor belongs to another listing ({cursor_scope}), not {scope}" + _START_AGAIN
@@ -137,9 +150,12 @@ def decode_cursor(token: str, *, scope: str, sort_by: str | None, descending: bo
             "the cursor was issued for another sortBy or sortOrder; keep them the same on "
             "every page" + _START_AGAIN
         )
-    if not (isinstance(last_id, str) and _ID.fullmatch(last_id)):
+    if not (isinstance(last_id, str) and _ID.fullmatch(last_id)) or not (
+        total is None or (type(total) is int and total >= 0)
+    ):
         raise ScimError.invalid_cursor("the cursor is not one this server issued" + _START_AGAIN)
-    return Cursor(scope, cursor_sort, descending, _untag(tag, value), last_id, bool(flags & 2))
+    key = _untag(tag, value)
+    return Cursor(scope, cursor_sort, descending, key, last_id, bool(flags & 2), total)
 
 
 def read_cursor(
@@ -160,6 +176,7 @@ def page_cursors(
     first: tuple[Any, str] | None,
     last: tuple[Any, str] | None,
     has_more: bool,
+    total: int | None = None,
 ) -> tuple[str | None, str | None]:
     """Return (nextCursor, previousCursor) for a page read from `request`'s position.
 
@@ -169,7 +186,7 @@ def page_cursors(
     name = sort_name(sort_by)
 
     def token(edge: tuple[Any, str], backward: bool) -> str:
-        return encode_cursor(Cursor(scope, name, descending, edge[0], edge[1], backward))
+        return encode_cursor(Cursor(scope, name, descending, edge[0], edge[1], backward, total))
 
     backward = request is not None and request.backward
     next_cursor = previous_cursor = None

@@ -19,6 +19,7 @@ class Seekable(Protocol):
         position: tuple[Any, str] | None,
         ascending: bool,
         limit: int,
+        known_total: int | None = None,
     ) -> SeekPage: ...
 
 
@@ -40,6 +41,7 @@ def seek_page(
         position=(cursor.key, cursor.last_id) if cursor is not None else None,
         ascending=descending == backward,  # the direction rows are read in
         limit=query.count,
+        known_total=cursor.total if cursor is not None else None,
     )
     items, keys = found.items, found.keys
     if backward:  # read towards the start: put the page back in list order
@@ -52,5 +54,6 @@ def seek_page(
         first=keys[0] if keys else None,
         last=keys[-1] if keys else None,
         has_more=found.has_more,
+        total=found.total,
     )
     return CursorPage(found.total, items, next_cursor, previous_cursor)

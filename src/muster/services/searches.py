@@ -118,6 +118,9 @@ def _by_cursor(
     if cursor is not None and (cursor.backward or cursor.key not in (USER, GROUP)):
         raise ScimError.invalid_cursor("the cursor is not one this server issued")
     in_groups = cursor is not None and cursor.key == GROUP
+    known = cursor.total if cursor is not None else None
+    # A later page repeats the total counted on the first (see scim/cursors.py): no COUNT.
+    skip_count = 0 if known is not None else None
     count = query.count
     page = RootPage(0)
     last: tuple[str, str] | None = None
@@ -130,6 +133,7 @@ def _by_cursor(
             position=(None, cursor.last_id) if cursor is not None and not in_groups else None,
             ascending=True,
             limit=0 if in_groups else count,
+            known_total=skip_count,
         )
         user_total, page.users = found.total, found.items
         if page.users:
@@ -143,14 +147,27 @@ def _by_cursor(
             position=(None, cursor.last_id) if cursor is not None and in_groups else None,
             ascending=True,
             limit=room,
+            known_total=skip_count,
         )
         group_total, page.groups = found.total, found.items
         if page.groups:
             last = (GROUP, page.groups[-1].group_id)
             more = found.has_more
-        elif room == 0 and not in_groups and count > 0:
-            more = more or found.total > 0  # the page filled with users; groups follow
-    page.total = user_total + group_total
+        elif room == 0 and not in_groups and count > 0 and not more:
+            # The page filled up with users exactly: do groups follow? (The count tells on a
+            # first page; later pages skip counting, so look for one.)
+            more = found.total > 0 if known is None else _any_group(uow, group_where)
+    page.total = known if known is not None else user_total + group_total
     if more and last is not None:
-        page.next_cursor = encode_cursor(Cursor(ROOT, "", False, last[0], last[1]))
+        page.next_cursor = encode_cursor(
+            Cursor(ROOT, "", False, last[0], last[1], total=page.total)
+        )
     return page
+
+
+def _any_group(uow: UnitOfWork, where: Any) -> bool:
+    first = uow.groups.seek(
+        where, order=group_order(None, False), position=None, ascending=True, limit=1,
+        known_total=0,
+    )  # fmt: skip
+    return bool(first.items)

@@ -127,3 +127,37 @@ def test_a_cursor_page_has_cursors_and_no_start_index() -> None:
     assert "startIndex" not in body
     assert (body["totalResults"], body["itemsPerPage"]) == (7, 1)
     assert (body["nextCursor"], body["previousCursor"]) == ("n", "p")
+
+
+def test_a_cursor_carries_the_total_of_the_walk() -> None:
+    cursor = Cursor("Group", "", False, ID, ID, total=1_000_000)
+
+    decoded = decode_cursor(encode_cursor(cursor), scope="Group", sort_by=None, descending=False)
+
+    assert decoded.total == 1_000_000
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [1, "User", "", 0, "s", ID, ID, -1],  # a negative total
+        [1, "User", "", 0, "s", ID, ID, True],  # a total that is not a number
+        [1, "User", "", 9, "s", ID, ID, None],  # unknown flags
+        [1, "User", "", 0, "t", "not a date", ID, None],
+        [1, "User", "", 0, "s", ID, "id with spaces", None],
+        [2, "User", "", 0, "s", ID, ID, None],  # another version
+        {"not": "a list"},
+    ],
+)
+def test_a_well_formed_token_with_impossible_fields_is_invalid_cursor(fields: Any) -> None:
+    import orjson
+
+    from muster.scim import cursors
+
+    payload = orjson.dumps(fields)
+    token = cursors._b64(payload + cursors._check(payload))
+
+    with pytest.raises(ScimError) as caught:
+        decode_cursor(token, scope="User", sort_by=None, descending=False)
+
+    assert caught.value.scim_type == "invalidCursor"
