@@ -171,3 +171,21 @@ def test_bulk_creates_obey_the_seat_limit_like_single_requests(okta: TestClient)
     assert [r["status"] for r in results] == ["201"] * 25 + ["403"]
     assert "licence limit reached: 25 of 25" in results[25]["response"]["detail"]
     assert okta.get("/scim/v2/Users", params={"count": 0}).json()["totalResults"] == 25
+
+
+def test_a_chain_of_managers_is_created_in_dependency_order(okta: TestClient) -> None:
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    schemas = ["urn:ietf:params:scim:schemas:core:2.0:User", enterprise]
+
+    def reports_to(bulk_id: str, manager: str) -> dict[str, Any]:
+        return _post_user(bulk_id, schemas=schemas,
+                          **{enterprise: {"manager": {"value": f"bulkId:{manager}"}}})  # fmt: skip
+
+    results = _bulk(okta, reports_to("c", "b"), reports_to("b", "a"), _post_user("a")).json()
+    by_bulk_id = {r["bulkId"]: r for r in results["Operations"]}
+
+    assert [r["bulkId"] for r in results["Operations"]] == ["a", "b", "c"]
+    assert {r["status"] for r in results["Operations"]} == {"201"}
+    a, b, c = (okta.get(by_bulk_id[x]["location"]).json() for x in "abc")
+    assert b[enterprise]["manager"]["value"] == a["id"]
+    assert c[enterprise]["manager"]["value"] == b["id"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from tests.factories import build_user, suffix
@@ -217,3 +218,23 @@ def test_later_pages_repeat_the_total_counted_when_the_walk_began(okta: TestClie
     assert first["totalResults"] == second["totalResults"] == 3
     assert [r["id"] for r in second["Resources"]] == [created[2], late]
     assert okta.get("/scim/v2/Users", params={"cursor": ""}).json()["totalResults"] == 4
+
+
+@pytest.mark.parametrize(
+    "sort_by", ["meta.created", "meta.lastModified", "active", "displayName", "name.familyName",
+                "emails", "id"],
+)  # fmt: skip
+def test_every_sort_key_pages_through_each_user_once_in_mirror_order(
+    okta: TestClient, sort_by: str
+) -> None:
+    # Dates, booleans, document expressions (some missing) and plain columns as cursor keys.
+    created = {
+        _user(okta, displayName=name, active=active)["id"]
+        for name, active in (("Bo", True), ("al", False), ("Bo", True), (None, True))
+    }
+
+    ascending = _ids(_walk(okta, count=1, sortBy=sort_by))
+    descending = _ids(_walk(okta, count=2, sortBy=sort_by, sortOrder="descending"))
+
+    assert sorted(ascending) == sorted(created)
+    assert descending == list(reversed(ascending))
