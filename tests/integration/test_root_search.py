@@ -117,3 +117,23 @@ def test_a_cursor_page_filled_by_the_last_users_still_leads_on_to_the_groups(
         assert body["totalResults"] == 6
 
     assert pages == [user_ids[:2], user_ids[2:], group_ids]
+
+
+def test_previous_cursors_walk_back_across_the_groups_into_the_users(okta: TestClient) -> None:
+    user_ids, group_ids = _given(okta, 3, 2)
+    everything = user_ids + group_ids
+    pages = [_search(okta, count=2, cursor="").json()]
+    while "nextCursor" in pages[-1]:
+        pages.append(_search(okta, count=2, cursor=pages[-1]["nextCursor"]).json())
+
+    back = [pages[-1]]
+    while "previousCursor" in back[-1]:
+        back.append(_search(okta, count=2, cursor=back[-1]["previousCursor"]).json())
+
+    assert [[r["id"] for r in p["Resources"]] for p in pages] == [
+        everything[:2], everything[2:4], everything[4:],
+    ]  # fmt: skip
+    assert [[r["id"] for r in p["Resources"]] for p in reversed(back)] == [
+        everything[:2], everything[2:4], everything[4:],
+    ]  # fmt: skip
+    assert all(p["totalResults"] == 5 for p in pages + back)

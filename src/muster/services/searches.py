@@ -20,7 +20,7 @@ from typing import Any
 from muster.db.filter_sql import group_filter, group_order, user_filter, user_order
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError, ScimType
-from muster.scim.cursors import Cursor, encode_cursor, read_cursor
+from muster.scim.cursors import page_cursors, read_cursor
 from muster.scim.listing import ListQuery
 from muster.scim.records import StoredGroup, StoredUser
 
@@ -37,6 +37,7 @@ class RootPage:
     groups: list[StoredGroup] = field(default_factory=list)
     members: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     next_cursor: str | None = None
+    previous_cursor: str | None = None
 
 
 def _translate(translate: Callable[[Any], Any], node: Any) -> tuple[bool, Any, ScimError | None]:
@@ -106,6 +107,16 @@ def _by_index(
     return RootPage(user_total + group_total, users, groups)
 
 
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """One resource type's stretch of the root listing: its rows, in creation order."""
+
+    name: str  # USER or GROUP: the cursor's key says which segment its position is in
+    repository: Any
+    where: Any
+    order: Any
+
+
 def _by_cursor(
     uow: UnitOfWork,
     query: ListQuery,
@@ -114,60 +125,83 @@ def _by_cursor(
     groups_apply: bool,
     group_where: Any,
 ) -> RootPage:
+    """Read a page of the sequence users-then-groups forward (or backward) from a cursor."""
     cursor = read_cursor(query.cursor, scope=ROOT, sort_by=None, descending=False)
-    if cursor is not None and (cursor.backward or cursor.key not in (USER, GROUP)):
+    if cursor is not None and cursor.key not in (USER, GROUP):
         raise ScimError.invalid_cursor("the cursor is not one this server issued")
-    in_groups = cursor is not None and cursor.key == GROUP
-    known = cursor.total if cursor is not None else None
-    # A later page repeats the total counted on the first (see scim/cursors.py): no COUNT.
-    skip_count = 0 if known is not None else None
-    count = query.count
-    page = RootPage(0)
-    last: tuple[str, str] | None = None
+    segments = [
+        segment
+        for segment, applies in (
+            (_Segment(USER, uow.users, user_where, user_order(None, False)), users_apply),
+            (_Segment(GROUP, uow.groups, group_where, group_order(None, False)), groups_apply),
+        )
+        if applies
+    ]
+    if cursor is not None and cursor.total is not None:
+        total = cursor.total  # counted on the first page (see scim/cursors.py)
+    else:
+        total = sum(_count(segment) for segment in segments)
+    if query.count == 0:
+        return RootPage(total)
+    backward = cursor is not None and cursor.backward
+    # Walk the segments in the read direction, starting in the cursor's own segment.
+    order = list(reversed(segments)) if backward else segments
+    if cursor is not None:
+        names = [segment.name for segment in order]
+        order = order[names.index(cursor.key) :] if cursor.key in names else order
+    rows: list[tuple[str, Any]] = []
     more = False
-    user_total = group_total = 0
-    if users_apply:
-        found = uow.users.seek(
-            user_where,
-            order=user_order(None, False),
-            position=(None, cursor.last_id) if cursor is not None and not in_groups else None,
-            ascending=True,
-            limit=0 if in_groups else count,
-            known_total=skip_count,
-        )
-        user_total, page.users = found.total, found.items
-        if page.users:
-            last = (USER, page.users[-1].user_id)
-        more = found.has_more
-    if groups_apply:
-        room = 0 if more else count - len(page.users)
-        found = uow.groups.seek(
-            group_where,
-            order=group_order(None, False),
-            position=(None, cursor.last_id) if cursor is not None and in_groups else None,
-            ascending=True,
+    for segment in order:
+        room = query.count - len(rows)
+        if room <= 0:
+            # The page is full at a segment's end: does anything lie in the next ones?
+            more = more or _any_row(segment)
+            continue
+        here = cursor is not None and segment.name == cursor.key
+        found = segment.repository.seek(
+            segment.where,
+            order=segment.order,
+            position=(None, cursor.last_id) if here and cursor is not None else None,
+            ascending=not backward,
             limit=room,
-            known_total=skip_count,
+            known_total=0,  # the total is known above; never count here
         )
-        group_total, page.groups = found.total, found.items
-        if page.groups:
-            last = (GROUP, page.groups[-1].group_id)
-            more = found.has_more
-        elif room == 0 and not in_groups and count > 0 and not more:
-            # The page filled up with users exactly: do groups follow? (The count tells on a
-            # first page; later pages skip counting, so look for one.)
-            more = found.total > 0 if known is None else _any_group(uow, group_where)
-    page.total = known if known is not None else user_total + group_total
-    if more and last is not None:
-        page.next_cursor = encode_cursor(
-            Cursor(ROOT, "", False, last[0], last[1], total=page.total)
-        )
+        rows += [(segment.name, item) for item in found.items]
+        more = found.has_more
+    if backward:
+        rows.reverse()
+    page = RootPage(total)
+    page.users = [item for name, item in rows if name == USER]
+    page.groups = [item for name, item in rows if name == GROUP]
+    edges = [(name, _id_of(item)) for name, item in (rows[:1] + rows[-1:])]
+    next_cursor, previous_cursor = page_cursors(
+        cursor,
+        scope=ROOT,
+        sort_by=None,
+        descending=False,
+        first=edges[0] if edges else None,
+        last=edges[-1] if edges else None,
+        has_more=more,
+        total=total,
+    )
+    page.next_cursor, page.previous_cursor = next_cursor, previous_cursor
     return page
 
 
-def _any_group(uow: UnitOfWork, where: Any) -> bool:
-    first = uow.groups.seek(
-        where, order=group_order(None, False), position=None, ascending=True, limit=1,
+def _id_of(item: Any) -> str:
+    return str(item.user_id if isinstance(item, StoredUser) else item.group_id)
+
+
+def _count(segment: _Segment) -> int:
+    found = segment.repository.seek(
+        segment.where, order=segment.order, position=None, ascending=True, limit=0
+    )
+    return int(found.total)
+
+
+def _any_row(segment: _Segment) -> bool:
+    found = segment.repository.seek(
+        segment.where, order=segment.order, position=None, ascending=True, limit=1,
         known_total=0,
     )  # fmt: skip
-    return bool(first.items)
+    return bool(found.items)

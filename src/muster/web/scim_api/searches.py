@@ -32,7 +32,13 @@ async def search_resources(request: Request) -> Response:
             body["members"] = member_items(page.members.get(group.group_id, []), base)
         resources.append(projection.apply(body))
     if query.cursor is not None:
-        body = list_response(page.total, None, resources, next_cursor=page.next_cursor)
+        body = list_response(
+            page.total,
+            None,
+            resources,
+            next_cursor=page.next_cursor,
+            previous_cursor=page.previous_cursor,
+        )
     else:
         body = list_response(page.total, query.start_index, resources)
     return scim_response(body)
