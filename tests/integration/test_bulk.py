@@ -189,3 +189,18 @@ def test_a_chain_of_managers_is_created_in_dependency_order(okta: TestClient) ->
     a, b, c = (okta.get(by_bulk_id[x]["location"]).json() for x in "abc")
     assert b[enterprise]["manager"]["value"] == a["id"]
     assert c[enterprise]["manager"]["value"] == b["id"]
+
+
+def test_an_operation_version_is_its_if_match(okta: TestClient) -> None:
+    user = okta.post("/scim/v2/Users", json=build_user()).json()
+    deactivate = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    path = f"/Users/{user['id']}"
+
+    stale = {"method": "PATCH", "path": path, "version": 'W/"999"', "data": deactivate}
+    fresh = {"method": "PATCH", "path": path, "version": user["meta"]["version"],
+             "data": deactivate}  # fmt: skip
+    results = _bulk(okta, stale, fresh).json()["Operations"]
+
+    assert [r["status"] for r in results] == ["412", "200"]
+    assert results[1]["version"] != user["meta"]["version"]
+    assert okta.get(f"/scim/v2{path}").json()["active"] is False

@@ -137,3 +137,13 @@ def test_previous_cursors_walk_back_across_the_groups_into_the_users(okta: TestC
         everything[:2], everything[2:4], everything[4:],
     ]  # fmt: skip
     assert all(p["totalResults"] == 5 for p in pages + back)
+
+
+def test_a_users_cursor_is_not_a_root_search_cursor(okta: TestClient) -> None:
+    _given(okta, 2, 0)
+    token = okta.get("/scim/v2/Users", params={"cursor": "", "count": 1}).json()["nextCursor"]
+
+    response = _search(okta, cursor=token)
+
+    assert response.status_code == 400
+    assert response.json()["scimType"] == "invalidCursor"
