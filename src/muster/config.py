@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, description="Largest SCIM request body accepted.")
     default_page_size: int = Field(100, description="Page size when a list names no count.")
     max_page_size: int = Field(1000, description="Largest page a list answers.")
+    bulk_max_operations: int = Field(
+        1000, description="Most operations one /Bulk request may carry (maxOperations)."
+    )
     log_retention_days: int = Field(30, description="Provisioning log entries older are pruned.")
     log_max_entries: int = Field(
         100_000, description="Per tenant, only the newest entries of the provisioning log are kept."

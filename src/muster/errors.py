@@ -19,6 +19,7 @@ class ScimType(StrEnum):
     INVALID_VALUE = "invalidValue"
     INVALID_VERSION = "invalidVers"
     SENSITIVE = "sensitive"
+    INVALID_CURSOR = "invalidCursor"  # RFC 9865 §2.4
 
 
 class ScimError(Exception):
@@ -46,6 +47,10 @@ class ScimError(Exception):
     @classmethod
     def too_many(cls, detail: str) -> Self:
         return cls(400, detail, ScimType.TOO_MANY)
+
+    @classmethod
+    def invalid_cursor(cls, detail: str) -> Self:
+        return cls(400, detail, ScimType.INVALID_CURSOR)
 
     @classmethod
     def invalid_path(cls, detail: str) -> Self:

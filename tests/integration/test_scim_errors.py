@@ -291,8 +291,14 @@ def test_a_method_not_served_is_a_405_scim_error(okta: TestClient) -> None:
     _scim_error(okta.delete(USERS), 405)
 
 
-def test_bulk_is_a_501_scim_error(okta: TestClient) -> None:
-    _scim_error(okta.post("/scim/v2/Bulk", json={}), 501)
+def test_a_bulk_request_without_its_schema_is_a_scim_error(okta: TestClient) -> None:
+    body = _scim_error(okta.post("/scim/v2/Bulk", json={}), 400, "invalidValue")
+
+    assert "BulkRequest" in body["detail"]
+
+
+def test_me_is_a_501_scim_error(okta: TestClient) -> None:
+    _scim_error(okta.get("/scim/v2/Me"), 501)
 
 
 def test_an_unexpected_failure_is_a_500_without_internals(
@@ -462,7 +468,7 @@ def test_service_provider_config_is_served(okta: TestClient) -> None:
     body = response.json()
     assert body["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"]
     assert body["patch"]["supported"] is True
-    assert body["bulk"]["supported"] is False
+    assert body["bulk"]["supported"] is True
     assert body["filter"]["supported"] is True
     assert body["authenticationSchemes"][0]["type"] == "oauthbearertoken"
 

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, and_, func, select
+from sqlalchemy import Column, ColumnElement, Connection, and_, func, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import UnaryExpression
 
 from muster.db import fast_exec as fast
 from muster.db import statements as sql
@@ -210,6 +211,31 @@ class UserRepository:
             order,
         )
 
+    def seek(
+        self,
+        where: ColumnElement[bool] | None,
+        *,
+        order: Sequence[ColumnElement[Any]],
+        position: tuple[Any, str] | None,
+        ascending: bool,
+        limit: int,
+        known_total: int | None = None,
+    ) -> SeekPage:
+        """A keyset page of users (RFC 9865 cursors); see `_seek`."""
+        return _seek(
+            self._conn,
+            sql.users,
+            sql.USER_COLUMNS,
+            self._tenant_id,
+            where,
+            order,
+            position,
+            ascending,
+            limit,
+            to_stored_user,
+            known_total,
+        )
+
     def search_by_user_name(
         self, user_name_key: str, *, offset: int, limit: int
     ) -> tuple[int, list[StoredUser]]:
@@ -257,6 +283,112 @@ def _paged(
         # A short page is the last one: the total is what came before plus what is here.
         return offset + len(rows), [convert(row) for row in rows]
     return int(conn.execute(count).scalar_one()), [convert(row) for row in rows]
+
+
+class SeekPage(NamedTuple):
+    """A keyset page: records in read order, each row's (sort value, id), and whether more lie
+    beyond it; `total` counts every match (one COUNT, skipped when the first page is short)."""
+
+    total: int
+    items: list[Any]
+    keys: list[tuple[Any, str]]
+    has_more: bool
+
+
+def _is_nullable(column: Any) -> bool:
+    # Only plain NOT NULL columns are known never to be NULL; expressions over the JSON
+    # document (displayName, name.givenName) and nullable columns (externalId) may be.
+    return not (isinstance(column, Column) and not column.nullable)
+
+
+def _seek(
+    conn: Connection,
+    table: Any,
+    columns: Sequence[Any],
+    tenant_id: str,
+    where: ColumnElement[bool] | None,
+    order: Sequence[ColumnElement[Any]],
+    position: tuple[Any, str] | None,
+    ascending: bool,
+    limit: int,
+    convert: Any,
+    known_total: int | None = None,
+) -> SeekPage:
+    """Read `limit` rows after `position` (before it when not `ascending`), by seek, not OFFSET.
+
+    The total is counted unless the caller knows it (`known_total`, carried in the cursor) or
+    the page shows it (a short first page); COUNT is what costs at a million rows.
+
+    `order` is filter_sql's ORDER BY (a sort column then id, or id alone); the rows are
+    ordered by (sort value, id) with NULL as the smallest value on every database, so a page
+    is "the rows whose (sort value, id) is past the position": an index range, whatever the
+    depth, and rows added or removed elsewhere shift nothing.
+    """
+    id_column = table.c.id
+    sort_column: Any = None
+    if len(order) > 1:
+        sort_column = order[0]
+        while isinstance(sort_column, UnaryExpression):  # strip .asc() / .desc() / nulls
+            sort_column = sort_column.element
+    condition = table.c.tenant_id == tenant_id
+    if where is not None:
+        condition = and_(condition, where)
+    count = select(func.count()).select_from(table).where(condition)
+    if limit == 0:
+        if known_total is not None:
+            return SeekPage(known_total, [], [], False)
+        return SeekPage(int(conn.execute(count).scalar_one()), [], [], False)
+    seek = condition
+    if sort_column is None:
+        key_columns: list[Any] = [id_column]
+        ordering = [id_column.asc() if ascending else id_column.desc()]
+        if position is not None:
+            past = id_column > position[1] if ascending else id_column < position[1]
+            seek = and_(condition, past)
+    else:
+        key_columns = [sort_column, id_column]
+        nullable = _is_nullable(sort_column)
+        if ascending:
+            first = sort_column.asc().nulls_first() if nullable else sort_column.asc()
+            ordering = [first, id_column.asc()]
+        else:
+            first = sort_column.desc().nulls_last() if nullable else sort_column.desc()
+            ordering = [first, id_column.desc()]
+        if position is not None:
+            seek = and_(condition, _past(sort_column, id_column, position, ascending, nullable))
+    page = select(*columns, *key_columns).where(seek).order_by(*ordering).limit(limit + 1)
+    rows = conn.execute(page).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    width = len(columns)
+    if sort_column is None:
+        keys = [(row[width], row[width]) for row in rows]
+    else:
+        keys = [(row[width], row[width + 1]) for row in rows]
+    items = [convert(tuple(row[:width])) for row in rows]
+    if known_total is not None:
+        total = known_total
+    elif position is None and not has_more:
+        total = len(items)  # the whole result fits on the first page
+    else:
+        total = int(conn.execute(count).scalar_one())
+    return SeekPage(total, items, keys, has_more)
+
+
+def _past(
+    sort_column: Any, id_column: Any, position: tuple[Any, str], ascending: bool, nullable: bool
+) -> ColumnElement[bool]:
+    """(sort value, id) strictly after `position` in the read direction; NULL sorts first."""
+    key, last_id = position
+    if key is None:
+        if ascending:  # past a NULL: the later NULLs, then every non-NULL value
+            return or_(and_(sort_column.is_(None), id_column > last_id), sort_column.is_not(None))
+        return and_(sort_column.is_(None), id_column < last_id)
+    bound = tuple_(literal(key, type_=sort_column.type), literal(last_id, type_=id_column.type))
+    if ascending:
+        return tuple_(sort_column, id_column) > bound
+    before = tuple_(sort_column, id_column) < bound
+    return or_(before, sort_column.is_(None)) if nullable else before
 
 
 class ProvisioningLogRepository:
@@ -350,6 +482,31 @@ class GroupRepository:
             limit,
             to_stored_group,
             order,
+        )
+
+    def seek(
+        self,
+        where: ColumnElement[bool] | None,
+        *,
+        order: Sequence[ColumnElement[Any]],
+        position: tuple[Any, str] | None,
+        ascending: bool,
+        limit: int,
+        known_total: int | None = None,
+    ) -> SeekPage:
+        """A keyset page of groups (RFC 9865 cursors); see `_seek`."""
+        return _seek(
+            self._conn,
+            sql.groups,
+            sql.GROUP_COLUMNS,
+            self._tenant_id,
+            where,
+            order,
+            position,
+            ascending,
+            limit,
+            to_stored_group,
+            known_total,
         )
 
     def stage(self, user_ids: Sequence[str]) -> None:

@@ -25,14 +25,34 @@ _SCHEMA_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any]:
+def service_provider_config(
+    base_url: str,
+    *,
+    max_results: int,
+    default_page_size: int = 100,
+    bulk_max_operations: int = 0,
+    bulk_max_payload: int = 0,
+) -> dict[str, Any]:
     """Describe exactly what this server supports."""
     return {
         "schemas": [SPC_URN],
         "documentationUri": "https://github.com/muster-idp/muster#readme",
         "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {
+            "supported": bulk_max_operations > 0,
+            "maxOperations": bulk_max_operations,
+            "maxPayloadSize": bulk_max_payload,
+        },
         "filter": {"supported": True, "maxResults": max_results},
+        # RFC 9865 §4: both index and cursor pages. Cursors are keyset positions, not server
+        # state, so they never expire and no cursorTimeout is advertised.
+        "pagination": {
+            "cursor": True,
+            "index": True,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": default_page_size,
+            "maxPageSize": max_results,
+        },
         "changePassword": {"supported": False},
         "sort": {"supported": True},
         "etag": {"supported": True},

@@ -1,4 +1,4 @@
-"""ListQuery from ?filter&startIndex&count (RFC 7644 §3.4.2); the ListResponse envelope."""
+"""ListQuery from ?filter&startIndex&count&cursor (RFC 7644 §3.4.2, RFC 9865); ListResponse."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ class ListQuery:
     count: int
     sort_by: str | None = None  # an attribute path, e.g. "userName" or "meta.lastModified"
     sort_descending: bool = False
+    # RFC 9865: None is index pagination; "" asks for the first page by cursor; else a token.
+    cursor: str | None = None
 
     @property
     def offset(self) -> int:
@@ -74,10 +76,18 @@ def _integer(params: Mapping[str, str], name: str) -> int | None:
 
 
 def parse_list_query(params: Mapping[str, str], *, default_count: int, max_count: int) -> ListQuery:
-    """Read filter, startIndex and count; out-of-range numbers are clamped as §3.4.2.4 says."""
+    """Read filter, startIndex, count and cursor; out-of-range counts are clamped (§3.4.2.4).
+
+    A count above the maximum page size is served as the maximum, as RFC 9865 §2.1 allows.
+    """
     text = params.get("filter")
     node = parse_filter(text) if text else None
     start = _integer(params, "startIndex")
+    cursor = params.get("cursor")
+    if cursor is not None and start is not None:
+        raise ScimError.invalid_value(
+            "startIndex and cursor cannot be used together: page by index or by cursor"
+        )
     count = _integer(params, "count")
     start = 1 if start is None or start < 1 else start
     count = default_count if count is None else max(0, min(count, max_count))
@@ -85,7 +95,7 @@ def parse_list_query(params: Mapping[str, str], *, default_count: int, max_count
     order = (params.get("sortOrder") or "ascending").lower()
     if order not in ("ascending", "descending"):
         raise ScimError.invalid_value(f"sortOrder must be ascending or descending, got {order!r}")
-    return ListQuery(node, start, count, sort_by, order == "descending")
+    return ListQuery(node, start, count, sort_by, order == "descending", cursor)
 
 
 def search_request_params(payload: Any) -> dict[str, str]:
@@ -105,6 +115,7 @@ def search_request_params(payload: Any) -> dict[str, str]:
         "sortorder": "sortOrder",
         "attributes": "attributes",
         "excludedattributes": "excludedAttributes",
+        "cursor": "cursor",
     }
     for key, name in names.items():
         value = fields.get(key)
@@ -121,12 +132,26 @@ def search_request_params(payload: Any) -> dict[str, str]:
     return params
 
 
-def list_response(total: int, start_index: int, resources: list[dict[str, Any]]) -> dict[str, Any]:
-    """Build the ListResponse body; every number is a JSON integer (Okta checks)."""
-    return {
-        "schemas": [LIST_RESPONSE_URN],
-        "totalResults": total,
-        "startIndex": start_index,
-        "itemsPerPage": len(resources),
-        "Resources": resources,
-    }
+def list_response(
+    total: int,
+    start_index: int | None,
+    resources: list[dict[str, Any]],
+    *,
+    next_cursor: str | None = None,
+    previous_cursor: str | None = None,
+) -> dict[str, Any]:
+    """Build the ListResponse body; every number is a JSON integer (Okta checks).
+
+    A page read by cursor has no startIndex, and carries nextCursor / previousCursor when
+    there is such a page (RFC 9865 §2.2).
+    """
+    body: dict[str, Any] = {"schemas": [LIST_RESPONSE_URN], "totalResults": total}
+    if start_index is not None:
+        body["startIndex"] = start_index
+    body["itemsPerPage"] = len(resources)
+    if next_cursor is not None:
+        body["nextCursor"] = next_cursor
+    if previous_cursor is not None:
+        body["previousCursor"] = previous_cursor
+    body["Resources"] = resources
+    return body

@@ -15,6 +15,7 @@ from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
 from muster.scim import patching, versioning
+from muster.scim.cursors import CursorPage
 from muster.scim.groups import (
     GroupChange,
     GroupInput,
@@ -25,6 +26,7 @@ from muster.scim.groups import (
 )
 from muster.scim.listing import ListQuery
 from muster.scim.records import StoredGroup
+from muster.services import paging
 from muster.services.clock import utcnow
 
 IDP, MANUAL = "idp", "manual"
@@ -157,6 +159,22 @@ def list_groups(
             else {}
         )
     return total, page, members
+
+
+def list_groups_by_cursor(
+    uow: UnitOfWork, query: ListQuery, *, with_members: bool
+) -> tuple[CursorPage[StoredGroup], dict[str, list[tuple[str, str]]]]:
+    """Return one page read by cursor (RFC 9865) and, when asked for, its groups' members."""
+    where = group_filter(query.filter) if query.filter is not None else None
+    order = group_order(query.sort_by, query.sort_descending)
+    with uow.reading():
+        page: CursorPage[StoredGroup] = paging.seek_page(uow.groups, "Group", query, where, order)
+        members = (
+            uow.groups.members_of_groups([g.group_id for g in page.items])
+            if with_members and page.items
+            else {}
+        )
+    return page, members
 
 
 def replace_group(

@@ -10,11 +10,12 @@ from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError, ScimType
 from muster.scim import patching, versioning
+from muster.scim.cursors import CursorPage
 from muster.scim.listing import ListQuery
 from muster.scim.records import StoredUser
 from muster.scim.resources import UserInput, identity_email, parse_user
 from muster.scim.schemas import ENTERPRISE_ATTRIBUTES, ENTERPRISE_URN, USER_ATTRIBUTES, USER_URN
-from muster.services import seats
+from muster.services import paging, seats
 from muster.services.clock import utcnow
 
 USER_SCHEMA = patching.Schema(
@@ -160,6 +161,19 @@ def list_users(
         if with_groups:
             _attach_groups(uow, page)
     return total, page
+
+
+def list_users_by_cursor(
+    uow: UnitOfWork, query: ListQuery, *, with_groups: bool = True
+) -> CursorPage[StoredUser]:
+    """Return one page read by cursor (RFC 9865): the users after (or before) the cursor's key."""
+    where = user_filter(query.filter) if query.filter is not None else None
+    order = user_order(query.sort_by, query.sort_descending)
+    with uow.reading():
+        page: CursorPage[StoredUser] = paging.seek_page(uow.users, "User", query, where, order)
+        if with_groups:
+            _attach_groups(uow, page.items)
+    return page
 
 
 def _require_same_identity(current: StoredUser, incoming: UserInput) -> None:

@@ -26,8 +26,16 @@ def _discovery_request(request: Request) -> ScimRequest:
 
 async def get_service_provider_config(request: Request) -> Response:
     scim = _discovery_request(request)
-    max_results = scim.wiring.settings.max_page_size
-    return scim_response(discovery.service_provider_config(scim.base_url, max_results=max_results))
+    settings = scim.wiring.settings
+    return scim_response(
+        discovery.service_provider_config(
+            scim.base_url,
+            max_results=settings.max_page_size,
+            default_page_size=settings.default_page_size,
+            bulk_max_operations=settings.bulk_max_operations,
+            bulk_max_payload=settings.max_body_bytes,
+        )
+    )
 
 
 async def list_resource_types(request: Request) -> Response:

@@ -7,6 +7,7 @@ A group's members are streamed from the membership rows in batches, so reading a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -84,15 +85,40 @@ async def list_groups(request: Request, scim: ScimRequest | None = None) -> Resp
     query = scim.list_query()
     projection = scim.projection
     with_members = projection.wants("members")
-    total, page, members = scim.run(groups.list_groups, query, with_members=with_members)
     base = scim.base_url
+    if query.cursor is not None:  # RFC 9865 cursor pagination
+        by_cursor, members = scim.run(
+            groups.list_groups_by_cursor, query, with_members=with_members
+        )
+        resources = _group_bodies(by_cursor.items, members, projection, base, with_members)
+        return scim_response(
+            list_response(
+                by_cursor.total,
+                None,
+                resources,
+                next_cursor=by_cursor.next_cursor,
+                previous_cursor=by_cursor.previous_cursor,
+            )
+        )
+    total, page, members = scim.run(groups.list_groups, query, with_members=with_members)
+    resources = _group_bodies(page, members, projection, base, with_members)
+    return scim_response(list_response(total, query.start_index, resources))
+
+
+def _group_bodies(
+    page: list[StoredGroup],
+    members: dict[str, list[tuple[str, str]]],
+    projection: Projection,
+    base: str,
+    with_members: bool,
+) -> list[dict[str, Any]]:
     resources = []
     for group in page:
         body = group_body(group, base)
         if with_members:
             body["members"] = member_items(members.get(group.group_id, []), base)
         resources.append(projection.apply(body))
-    return scim_response(list_response(total, query.start_index, resources))
+    return resources
 
 
 async def replace_group(request: Request) -> Response:

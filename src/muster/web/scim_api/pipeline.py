@@ -40,6 +40,8 @@ class ScimContext:
     quirks: list[str] = field(default_factory=list)
     error: ScimError | None = None
     body: bytes = b""
+    # Further log lines this request produced (one per /Bulk operation).
+    log_entries: list[provisioning_log.LogEntry] = field(default_factory=list)
 
 
 def _base_url(scope: Scope, headers: dict[bytes, bytes], public_url: str | None) -> str:
@@ -171,6 +173,8 @@ class ScimPipeline:
             client_quirks=",".join(sorted(set(context.quirks))) or None,
         )
         self.log_buffer.add(tenant_id, entry, claimed=claimed)
+        for extra in context.log_entries:
+            self.log_buffer.add(tenant_id, extra, claimed=claimed)
 
 
 async def _read_body(

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 
 from muster.errors import ScimError
-from muster.web.scim_api import discovery, groups, users
+from muster.web.scim_api import bulk, discovery, groups, searches, users
 from muster.web.scim_api.pipeline import ScimPipeline
 from muster.web.wiring import Wiring
 
@@ -19,6 +19,7 @@ async def not_implemented(request: Request) -> Response:
 def scim_app(wiring: Wiring) -> ScimPipeline:
     """Build the /scim/v2 application."""
     routes = [
+        Route("/.search", searches.search_resources, methods=["POST"]),
         Route("/Users/.search", users.search_users, methods=["POST"]),
         Route("/Groups/.search", groups.search_groups, methods=["POST"]),
         Route("/Users", users.list_users, methods=["GET"]),
@@ -48,7 +49,7 @@ def scim_app(wiring: Wiring) -> ScimPipeline:
                 "/Schemas/{schema_id:path}",
             )
         ),
-        Route("/Bulk", not_implemented, methods=["POST"]),
+        Route("/Bulk", bulk.run_bulk, methods=["POST"]),
         Route("/Me", not_implemented, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     return ScimPipeline(Router(routes), wiring)

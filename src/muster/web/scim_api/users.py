@@ -43,14 +43,28 @@ async def get_user(request: Request) -> Response:
 
 
 async def list_users(request: Request, scim: ScimRequest | None = None) -> Response:
-    """GET /Users?filter=...&startIndex=...&count=..."""
+    """GET /Users?filter=...&startIndex=...&count=... (or &cursor=..., RFC 9865)."""
     scim = scim or ScimRequest.of(request)
     query = scim.list_query()
     if query.filter is not None:
         scim.note(quirks=client_quirks.user_filter_quirks(scim.params["filter"], query.filter))
     projection = scim.projection
-    total, page = scim.run(users.list_users, query, with_groups=projection.wants("groups"))
     base = scim.base_url
+    if query.cursor is not None:  # RFC 9865 cursor pagination
+        by_cursor = scim.run(
+            users.list_users_by_cursor, query, with_groups=projection.wants("groups")
+        )
+        resources = [projection.apply(user_body(u, base)) for u in by_cursor.items]
+        return scim_response(
+            list_response(
+                by_cursor.total,
+                None,
+                resources,
+                next_cursor=by_cursor.next_cursor,
+                previous_cursor=by_cursor.previous_cursor,
+            )
+        )
+    total, page = scim.run(users.list_users, query, with_groups=projection.wants("groups"))
     resources = [projection.apply(user_body(u, base)) for u in page]
     return scim_response(list_response(total, query.start_index, resources))
 

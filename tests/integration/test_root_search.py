@@ -1,0 +1,149 @@
+"""POST /.search at the root: Users then Groups, one filter, index or cursor pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from tests.factories import build_user, suffix
+
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+def _search(okta: TestClient, **fields: Any) -> Any:
+    return okta.post("/scim/v2/.search", json={"schemas": [SEARCH], **fields})
+
+
+def _given(okta: TestClient, users: int, groups: int) -> tuple[list[str], list[str]]:
+    user_ids = [
+        okta.post("/scim/v2/Users", json=build_user()).json()["id"] for _ in range(users)
+    ]
+    group_ids = []
+    for _ in range(groups):
+        body = {"schemas": [GROUP], "displayName": f"Team {suffix()}"}
+        group_ids.append(okta.post("/scim/v2/Groups", json=body).json()["id"])
+    return user_ids, group_ids
+
+
+def test_the_root_search_lists_users_then_groups(okta: TestClient) -> None:
+    user_ids, group_ids = _given(okta, 2, 2)
+
+    body = _search(okta).json()
+
+    assert body["totalResults"] == 4
+    assert [r["id"] for r in body["Resources"]] == user_ids + group_ids
+    assert [r["meta"]["resourceType"] for r in body["Resources"]] == [
+        "User", "User", "Group", "Group",
+    ]  # fmt: skip
+
+
+def test_index_pages_run_on_from_the_users_into_the_groups(okta: TestClient) -> None:
+    user_ids, group_ids = _given(okta, 3, 2)
+
+    middle = _search(okta, startIndex=3, count=2).json()
+    tail = _search(okta, startIndex=5, count=2).json()
+    totals_only = _search(okta, count=0).json()
+
+    assert [r["id"] for r in middle["Resources"]] == [user_ids[2], group_ids[0]]
+    assert [r["id"] for r in tail["Resources"]] == [group_ids[1]]
+    assert middle["totalResults"] == tail["totalResults"] == totals_only["totalResults"] == 5
+    assert (middle["startIndex"], totals_only["Resources"]) == (3, [])
+
+
+def test_cursor_pages_cross_from_users_to_groups_once(okta: TestClient) -> None:
+    user_ids, group_ids = _given(okta, 3, 3)
+
+    seen, cursor, pages = [], "", 0
+    while cursor is not None:
+        body = _search(okta, count=2, cursor=cursor).json()
+        assert body["totalResults"] == 6 and "startIndex" not in body
+        seen += [r["id"] for r in body["Resources"]]
+        cursor, pages = body.get("nextCursor"), pages + 1
+
+    assert seen == user_ids + group_ids
+    assert pages == 3
+
+
+def test_a_filter_on_one_type_finds_only_that_type(okta: TestClient) -> None:
+    tag = suffix()
+    user = okta.post("/scim/v2/Users", json=build_user(email=f"{tag}@example.com")).json()
+    group = okta.post(
+        "/scim/v2/Groups",
+        json={"schemas": [GROUP], "displayName": f"Team {tag}", "members": [{"value": user["id"]}]},
+    ).json()
+
+    users_only = _search(okta, filter=f'userName sw "{tag}"').json()
+    groups_only = _search(okta, filter=f'members.value eq "{user["id"]}"').json()
+    both = _search(okta, filter=f'id eq "{user["id"]}" or id eq "{group["id"]}"').json()
+
+    assert [r["id"] for r in users_only["Resources"]] == [user["id"]]
+    assert [r["id"] for r in groups_only["Resources"]] == [group["id"]]
+    assert [r["id"] for r in both["Resources"]] == [user["id"], group["id"]]
+    assert both["totalResults"] == 2
+
+
+def test_a_filter_fitting_neither_type_is_invalid_filter(okta: TestClient) -> None:
+    response = _search(okta, filter='favouriteColour eq "blue"')
+
+    assert response.status_code == 400
+    assert response.json()["scimType"] == "invalidFilter"
+    assert "favouriteColour" in response.json()["detail"]
+
+
+def test_the_root_search_refuses_sort_by_and_applies_attributes(okta: TestClient) -> None:
+    _given(okta, 1, 1)
+
+    sorted_search = _search(okta, sortBy="id")
+    projected = _search(okta, attributes=["id"]).json()
+
+    assert sorted_search.status_code == 400
+    assert sorted_search.json()["scimType"] == "invalidValue"
+    assert all(set(r) <= {"id", "schemas"} for r in projected["Resources"])
+
+
+def test_a_cursor_page_filled_by_the_last_users_still_leads_on_to_the_groups(
+    okta: TestClient,
+) -> None:
+    user_ids, group_ids = _given(okta, 4, 2)
+
+    pages = []
+    body = _search(okta, count=2, cursor="").json()
+    pages.append([r["id"] for r in body["Resources"]])
+    while "nextCursor" in body:
+        body = _search(okta, count=2, cursor=body["nextCursor"]).json()
+        pages.append([r["id"] for r in body["Resources"]])
+        assert body["totalResults"] == 6
+
+    assert pages == [user_ids[:2], user_ids[2:], group_ids]
+
+
+def test_previous_cursors_walk_back_across_the_groups_into_the_users(okta: TestClient) -> None:
+    user_ids, group_ids = _given(okta, 3, 2)
+    everything = user_ids + group_ids
+    pages = [_search(okta, count=2, cursor="").json()]
+    while "nextCursor" in pages[-1]:
+        pages.append(_search(okta, count=2, cursor=pages[-1]["nextCursor"]).json())
+
+    back = [pages[-1]]
+    while "previousCursor" in back[-1]:
+        back.append(_search(okta, count=2, cursor=back[-1]["previousCursor"]).json())
+
+    assert [[r["id"] for r in p["Resources"]] for p in pages] == [
+        everything[:2], everything[2:4], everything[4:],
+    ]  # fmt: skip
+    assert [[r["id"] for r in p["Resources"]] for p in reversed(back)] == [
+        everything[:2], everything[2:4], everything[4:],
+    ]  # fmt: skip
+    assert all(p["totalResults"] == 5 for p in pages + back)
+
+
+def test_a_users_cursor_is_not_a_root_search_cursor(okta: TestClient) -> None:
+    _given(okta, 2, 0)
+    token = okta.get("/scim/v2/Users", params={"cursor": "", "count": 1}).json()["nextCursor"]
+
+    response = _search(okta, cursor=token)
+
+    assert response.status_code == 400
+    assert response.json()["scimType"] == "invalidCursor"
