@@ -206,6 +206,18 @@ def test_sign_out_ends_the_session_in_the_database(console: ConsoleClient) -> No
     assert console.get("/console/users", follow_redirects=False).status_code == 303
 
 
+@pytest.mark.parametrize(
+    "path",
+    [IDP, f"{IDP}/scim", f"{IDP}/access-groups", f"{IDP}/saml", "/console/users/new"],
+)
+def test_every_form_carries_the_sessions_csrf_token(console: ConsoleClient, path: str) -> None:
+    html = console.get(path).text
+
+    forms = html.count('method="post"')
+    assert forms >= 2
+    assert html.count(f'name="csrf_token" value="{console.csrf}"') == forms
+
+
 def test_pages_carry_security_headers(console: ConsoleClient) -> None:
     response = console.get("/console/users")
 
