@@ -294,12 +294,12 @@ def groups_page(uow: UnitOfWork, *, text: str = "", page: int = 1) -> Page[Group
             row.id,
             row.display_name,
             row.external_id,
-            int(row.member_count),
-            bool(row.is_access_group),
+            member_count,
+            is_access_group,
             row.created_at,
             row.last_modified,
         )
-        for row in rows
+        for row, member_count, is_access_group in rows
     ]
     return Page(items, total, max(page, 1))
 
