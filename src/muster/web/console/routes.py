@@ -244,11 +244,9 @@ def signed_in(
         try:
             return await handler(page)
         except ScimError as error:
-            if error.status == 404:
-                return page.render(
-                    "error.html", status=404, title="Not found", message=error.detail
-                )
-            raise
+            # A refusal the handler did not place next to a form: its own page, its status.
+            title = "Not found" if error.status == 404 else "Not done"
+            return page.render("error.html", status=error.status, title=title, message=error.detail)
 
     return endpoint
 
