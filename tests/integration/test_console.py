@@ -537,3 +537,41 @@ def test_admin_create_from_the_command_line(
     assert client.get(f"/console/set-password?token={token}").status_code == 200
     again = runner.invoke(main, ["admin", "create", tenant.slug, "CLI@example.com"])
     assert again.exit_code == 1 and "already in use" in again.stderr
+
+
+def test_sign_in_never_redirects_off_the_console(client: TestClient, admin_email: str) -> None:
+    page = client.get("/console/sign-in")
+    response = client.post(
+        "/console/sign-in",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": admin_email,
+            "password": PASSWORD,
+            "next": "//evil.example/console/",
+        },
+        follow_redirects=False,
+    )
+
+    assert response.headers["location"] == IDP
+
+
+def test_group_members_are_paged_with_their_source(console: ConsoleClient, uow: UnitOfWork) -> None:
+    people = [given_user(uow, active=False) for _ in range(51)]
+    group = given_group(uow, displayName="Everyone", members=[{"value": p.user_id} for p in people])
+
+    first = console.get(f"/console/groups/{group.group_id}")
+    second = console.get(f"/console/groups/{group.group_id}?page=2")
+
+    assert "1–50 of 51" in first.text and "51–51 of 51" in second.text
+    assert people[0].user_id in first.text and people[-1].user_id in second.text
+    assert "From the IdP" in second.text
+
+
+def test_saml_settings_can_be_removed(console: ConsoleClient) -> None:
+    xml, _ = idp_metadata()
+    console.post(f"{IDP}/saml/save", {"metadata": xml})
+
+    removed = console.post(f"{IDP}/saml/remove")
+
+    assert "SAML settings removed" in console.get(removed.headers["location"]).text
+    assert "Certificate SHA-256" not in console.get(f"{IDP}/saml").text
