@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from argon2 import PasswordHasher
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -21,6 +22,12 @@ from tests.factories import suffix
 PASSWORD = "correct horse battery staple"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
 IDP = "/console/settings/identity-providers"
+
+
+def cheap_password_hasher() -> PasswordHasher:
+    """argon2id at its lowest cost: the production profile costs ~0.1-0.5 s per hash here, and
+    every console test signs in (one test checks the production parameters themselves)."""
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def given_admin(platform_uow: UnitOfWork, slug: str, *, password: str = PASSWORD) -> str:

@@ -25,6 +25,8 @@ from sqlalchemy import Engine
 
 from muster.app import create_app
 from muster.config import Settings
+from muster.services import admins
+from tests.console_factories import cheap_password_hasher
 
 ROOT = Path(__file__).resolve().parents[2]
 FAILURE_SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -59,6 +61,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 _FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(admins, "_hasher", cheap_password_hasher())
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from tests.console_factories import (
     IDP,
     PASSWORD,
     ConsoleClient,
+    cheap_password_hasher,
     csrf_of,
     given_admin,
     idp_metadata,
@@ -28,6 +29,14 @@ from tests.group_factories import given_group, given_local_user
 
 pytestmark = pytest.mark.integration
 UowFactory = Callable[..., UnitOfWork]
+
+
+REAL_HASHER = admins._hasher
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(admins, "_hasher", cheap_password_hasher())
 
 
 @pytest.fixture
@@ -117,6 +126,13 @@ def test_password_is_stored_as_an_argon2id_hash(engine: Engine, admin_email: str
 
     assert stored.password_hash.startswith("$argon2id$") and PASSWORD not in stored.password_hash
     assert stored.setup_token_hash is None
+
+
+def test_production_passwords_use_argon2id_with_rfc_9106_low_memory_cost() -> None:
+    hashed = REAL_HASHER.hash(PASSWORD)
+
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert REAL_HASHER.verify(hashed, PASSWORD)
 
 
 def test_session_cookie_is_httponly_and_samesite(client: TestClient, admin_email: str) -> None:
