@@ -49,4 +49,15 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 
+# The browser tests (tests/browser) drive Debian's chromium through Playwright, which cannot
+# download a browser of its own here. Installed when this script runs by itself or for the test
+# suite (scripts/test.sh sources it), not for scripts/serve.sh.
+case "$(basename "$0")" in
+  bootstrap.sh|test.sh)
+    if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+      apt_install chromium
+    fi
+    ;;
+esac
+
 export PATH="$VENV/bin:$PATH"

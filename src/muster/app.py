@@ -9,12 +9,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from muster.config import Settings
 from muster.services.database import Database
 from muster.web.asgi import MusterApp
+from muster.web.console.routes import attach_console, console_routes
 from muster.web.scim_api.routes import scim_app
 from muster.web.wiring import Wiring
 
@@ -61,9 +62,12 @@ def create_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/", lambda request: RedirectResponse("/console/"), methods=["GET"]),
+            *console_routes(),
         ],
         lifespan=lifespan,
     )
     site.state.wiring = wiring
     site.state.database = database
+    attach_console(site.state, wiring)
     return MusterApp(site, scim)

@@ -12,7 +12,7 @@ import click
 
 from muster.config import Settings
 from muster.errors import ScimError
-from muster.services import api_tokens, groups, provisioning_log, tenants, users
+from muster.services import admins, api_tokens, groups, provisioning_log, tenants, users
 from muster.services.database import Database, UnitOfWork
 from muster.services.tenants import PLANS
 
@@ -280,6 +280,40 @@ def group_remove_member(ctx: Context, slug: str, group_name: str, email: str) ->
     """Take the user with EMAIL out of GROUP by hand."""
     groups.remove_manual_member(_tenant_uow(ctx, slug), group_name, email)
     click.echo(f"{email} is no longer a member of {group_name}")
+
+
+@main.group()
+def admin() -> None:
+    """Console admins (sign in at /console)."""
+
+
+def _print_setup_link(ctx: Context, link: admins.SetupLink) -> None:
+    base = (ctx.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+    click.echo(
+        f"Send this link to {link.email} ({link.tenant_slug}); it sets their console password, "
+        f"works once and expires at {link.expires_at:%Y-%m-%d %H:%M} UTC:",
+        err=True,
+    )
+    click.echo(f"{base}/console/set-password?token={link.token}")
+
+
+@admin.command("create")
+@click.argument("slug")
+@click.argument("email")
+@pass_context
+@_fails_cleanly
+def admin_create(ctx: Context, slug: str, email: str) -> None:
+    """Create a console admin of SLUG and print a one-time set-password link (24 h)."""
+    _print_setup_link(ctx, admins.create_admin(ctx.uow(), slug, email))
+
+
+@admin.command("reset")
+@click.argument("email")
+@pass_context
+@_fails_cleanly
+def admin_reset(ctx: Context, email: str) -> None:
+    """Print a new set-password link for EMAIL; the old password and sessions stop working."""
+    _print_setup_link(ctx, admins.reset_admin(ctx.uow(), email))
 
 
 if __name__ == "__main__":

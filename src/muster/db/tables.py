@@ -179,3 +179,84 @@ class ProvisioningLogRow(Base):
     user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
     request_id: Mapped[str] = mapped_column(String(36))
     client_quirks: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class AdminAccountRow(Base):
+    """A console admin of one tenant. Platform-level like tenants: sign-in finds it by email."""
+
+    __tablename__ = "admin_accounts"
+    # Email alone identifies an admin at sign-in (the tenant comes from the account, never from
+    # the form), so it is unique across tenants: the one key that does not start with tenant_id.
+    __table_args__ = (UniqueConstraint("email_key"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(255))
+    email_key: Mapped[str] = mapped_column(String(255))  # lower-cased
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # argon2id
+    # The one-time set-password link's SHA-256; the link itself is shown once and never kept.
+    setup_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    setup_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AdminSessionRow(Base):
+    """A signed-in console session, kept in the database so every instance shares it."""
+
+    __tablename__ = "admin_sessions"
+
+    # SHA-256 of the cookie's secret: a leaked table cannot be replayed as cookies.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(
+        ForeignKey("admin_accounts.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SignInAttemptRow(Base):
+    """Failed console sign-ins per email (known or not), for the lock-out."""
+
+    __tablename__ = "sign_in_attempts"
+
+    email_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AccessGroupRow(Base):
+    """A group whose members may sign in (the lock icon); no rows means everyone may."""
+
+    __tablename__ = "access_groups"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "group_id"], ["groups.tenant_id", "groups.id"], ondelete="CASCADE"
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    group_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SamlSettingsRow(Base):
+    """The tenant's SAML identity provider, as read from the metadata XML an admin pasted."""
+
+    __tablename__ = "saml_settings"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    idp_entity_id: Mapped[str] = mapped_column(String(1024))
+    sso_url: Mapped[str] = mapped_column(String(2048))
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    certificate_sha256: Mapped[str] = mapped_column(String(95))  # AA:BB:... (32 bytes)
+    certificate_not_after: Mapped[datetime] = mapped_column(DateTime)
+    metadata_xml: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

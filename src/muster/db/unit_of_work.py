@@ -8,6 +8,11 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError
 
+from muster.db.console_repositories import (
+    AdminRepository,
+    ConsoleQueries,
+    IdentityProviderRepository,
+)
 from muster.db.engine import BEGIN_KEY, driver_begin, driver_end
 from muster.db.repositories import (
     ApiTokenRepository,
@@ -167,6 +172,19 @@ class UnitOfWork:
     @property
     def log(self) -> ProvisioningLogRepository:
         return ProvisioningLogRepository(self._connection(), self._scoped_tenant())
+
+    # The console's repositories (web/console); never used on the SCIM path.
+    @property
+    def admins(self) -> AdminRepository:
+        return AdminRepository(self._connection())
+
+    @property
+    def identity_providers(self) -> IdentityProviderRepository:
+        return IdentityProviderRepository(self._connection(), self._scoped_tenant())
+
+    @property
+    def console(self) -> ConsoleQueries:
+        return ConsoleQueries(self._connection(), self._scoped_tenant())
 
     def commit(self) -> None:
         """Commit the open transaction (the request's, when this `with` joined it)."""

@@ -159,3 +159,17 @@ def record_token_use(uow: UnitOfWork, principal: Principal) -> None:
     with uow:
         uow.tokens.touch(principal.token_id, utcnow())
         uow.commit()
+
+
+def turn_scim_on(uow: UnitOfWork, slug: str) -> TokenInfo | None:
+    """Turn SCIM on (Enterprise only); a live token works again. Return that token, if any."""
+    with uow:
+        tenant = _tenant_for_change(uow, slug)
+        if tenant.plan != ENTERPRISE:
+            raise ScimError.forbidden(ENTERPRISE_ONLY)
+        uow.tenants.change(tenant.tenant_id, scim_enabled=True)
+        row = uow.tokens.current()
+        uow.commit()
+    if row is None:
+        return None
+    return TokenInfo(prefix=row.prefix, created=row.created_at, last_used=row.last_used_at)

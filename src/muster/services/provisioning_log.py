@@ -6,10 +6,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.services.clock import utcnow
+from muster.services.log_hints import hint_for
+from muster.services.pages import PAGE_SIZE, Page, offset_of
 
 # Retention without a scheduler: each process prunes a tenant's log when it writes to it, at
 # most this often (pruning by count walks the tenant's newest entries, so not on every write).
@@ -111,27 +114,28 @@ def record_request(
     )
 
 
+def _entry(row: Any) -> LogEntry:
+    return LogEntry(
+        at=row.at,
+        method=row.method,
+        path=row.path,
+        resource_type=row.resource_type,
+        resource_id=row.resource_id,
+        status=row.status,
+        scim_type=row.scim_type,
+        detail=row.detail,
+        duration_ms=row.duration_ms,
+        user_agent=row.user_agent,
+        request_id=row.request_id,
+        client_quirks=row.client_quirks,
+    )
+
+
 def list_entries(uow: UnitOfWork, *, failed_only: bool = False, limit: int = 50) -> list[LogEntry]:
     """Return the newest entries first."""
     with uow.reading():
         rows = uow.log.newest(failed_only=failed_only, limit=limit)
-    return [
-        LogEntry(
-            at=row.at,
-            method=row.method,
-            path=row.path,
-            resource_type=row.resource_type,
-            resource_id=row.resource_id,
-            status=row.status,
-            scim_type=row.scim_type,
-            detail=row.detail,
-            duration_ms=row.duration_ms,
-            user_agent=row.user_agent,
-            request_id=row.request_id,
-            client_quirks=row.client_quirks,
-        )
-        for row in rows
-    ]
+    return [_entry(row) for row in rows]
 
 
 def prune(uow: UnitOfWork, *, retention_days: int, max_entries: int) -> int:
@@ -142,3 +146,34 @@ def prune(uow: UnitOfWork, *, retention_days: int, max_entries: int) -> int:
         )
         uow.commit()
     return removed
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """A log entry as the console shows it: with a hint, and a link when its resource exists."""
+
+    entry: LogEntry
+    hint: str | None
+    links_to_resource: bool
+
+
+def entries_page(
+    uow: UnitOfWork, *, failed_only: bool = False, page: int = 1, resource_id: str | None = None
+) -> Page[LogLine]:
+    """One page of the log, newest first, each entry with its plain-language hint."""
+    with uow.reading():
+        total, rows = uow.console.log_page(
+            failed_only=failed_only,
+            resource_id=resource_id,
+            offset=offset_of(page),
+            limit=PAGE_SIZE,
+        )
+        entries = [_entry(row) for row in rows]
+        user_ids = {e.resource_id for e in entries if e.resource_type == "User" and e.resource_id}
+        group_ids = {e.resource_id for e in entries if e.resource_type == "Group" and e.resource_id}
+        existing = uow.console.existing_ids(sorted(user_ids), sorted(group_ids))
+    lines = [
+        LogLine(e, hint_for(e.status, e.scim_type, e.detail), e.resource_id in existing)
+        for e in entries
+    ]
+    return Page(lines, total, max(page, 1))

@@ -17,6 +17,8 @@ from muster.scim.resources import UserInput, identity_email, parse_user
 from muster.scim.schemas import ENTERPRISE_ATTRIBUTES, ENTERPRISE_URN, USER_ATTRIBUTES, USER_URN
 from muster.services import paging, seats
 from muster.services.clock import utcnow
+from muster.services.pages import PAGE_SIZE, Page, offset_of
+from muster.services.provisioning_log import LogLine, entries_page
 
 USER_SCHEMA = patching.Schema(
     core_urn=USER_URN,
@@ -262,3 +264,53 @@ def create_local_user(
         payload["name"] = name
         payload["displayName"] = " ".join(name.values())
     return create_user(uow, payload, source="local").user
+
+
+# -- the console's views ----------------------------------------------------------------------
+
+USER_SOURCES = ("idp", "local", "sso")
+USER_STATUSES = {"active": True, "deactivated": False}
+
+
+@dataclass(frozen=True, slots=True)
+class UserDetail:
+    """One user with their groups (and how each membership came) and their log entries."""
+
+    user: StoredUser
+    groups: list[tuple[str, str, str]]  # (group id, displayName, idp | manual)
+    log: Page[LogLine]
+
+
+def search_users(
+    uow: UnitOfWork,
+    *,
+    text: str = "",
+    source: str | None = None,
+    status: str | None = None,
+    page: int = 1,
+) -> Page[StoredUser]:
+    """Find users by a fragment of their name or email, source and status; newest first."""
+    if source not in (None, "", *USER_SOURCES):
+        raise ScimError.invalid_value(f"source must be one of {', '.join(USER_SOURCES)}")
+    if status not in (None, "", *USER_STATUSES):
+        raise ScimError.invalid_value("status must be active or deactivated")
+    with uow.reading():
+        total, found = uow.console.users_page(
+            text=text.strip()[:255],
+            source=source or None,
+            is_active=USER_STATUSES[status] if status else None,
+            offset=offset_of(page),
+            limit=PAGE_SIZE,
+        )
+    return Page(found, total, max(page, 1))
+
+
+def user_detail(uow: UnitOfWork, user_id: str, *, log_page: int = 1) -> UserDetail:
+    """Return a user of the tenant with their groups and provisioning log entries."""
+    with uow.reading():
+        user = uow.users.get(user_id)
+        if user is None:
+            raise ScimError.not_found("User", user_id)
+        memberships = uow.console.groups_of_user(user_id)
+    log = entries_page(uow, page=log_page, resource_id=user_id)
+    return UserDetail(user, memberships, log)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from muster.web.http_protocol import FLUSH_BYTES, CoalescingTransport
@@ -26,8 +26,26 @@ class RecordingTransport:
         return f"info:{name}"
 
 
-def _coalescing() -> tuple[CoalescingTransport, RecordingTransport, asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
+class StepLoop:
+    """The part of an event loop the transport uses: call_soon, run at the end of the step."""
+
+    def __init__(self) -> None:
+        self.soon: list[Callable[[], None]] = []
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        self.soon.append(callback)
+
+    def end_step(self) -> None:
+        callbacks, self.soon = self.soon, []
+        for callback in callbacks:
+            callback()
+
+    def close(self) -> None:
+        assert not self.soon
+
+
+def _coalescing() -> tuple[CoalescingTransport, RecordingTransport, StepLoop]:
+    loop = StepLoop()
     real = RecordingTransport()
     return CoalescingTransport(real, loop), real, loop  # type: ignore[arg-type]
 
@@ -37,7 +55,7 @@ def test_headers_and_body_written_in_one_step_leave_as_one_write() -> None:
     transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
     transport.write(b"{}")
     assert real.writes == []  # nothing until the loop step ends
-    loop.run_until_complete(asyncio.sleep(0))
+    loop.end_step()
     assert real.writes == [b"HTTP/1.1 200 OK\r\n\r\n{}"]
     loop.close()
 
@@ -49,7 +67,7 @@ def test_a_big_response_is_written_as_soon_as_it_reaches_the_flush_size() -> Non
     transport.write(chunk)
     assert real.writes == [chunk + chunk]
     transport.write(b"tail")
-    loop.run_until_complete(asyncio.sleep(0))
+    loop.end_step()
     assert real.writes == [chunk + chunk, b"tail"]
     loop.close()
 
@@ -60,6 +78,6 @@ def test_close_writes_what_is_pending_first_and_other_calls_pass_through() -> No
     transport.close()
     assert real.writes == [b"last words"] and real.closed and transport.is_closing()
     assert transport.get_extra_info("peername") == "info:peername"
-    loop.run_until_complete(asyncio.sleep(0))  # the scheduled flush finds nothing to write
+    loop.end_step()  # the scheduled flush finds nothing to write
     assert real.writes == [b"last words"]
     loop.close()

@@ -1,0 +1,1 @@
+"""SPEAKS SAML: pure functions over SAML documents; no database, no framework."""

@@ -1,0 +1,126 @@
+"""Admin journeys through the console in headless Chromium, as the Okta guide walks them."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from muster.db.unit_of_work import UnitOfWork
+from muster.scim.records import TenantInfo
+from tests.browser.conftest import keep_screenshot
+from tests.console_factories import PASSWORD, given_admin
+from tests.factories import OKTA_HEADERS, build_user
+from tests.group_factories import given_group
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+UowFactory = Callable[..., UnitOfWork]
+
+
+def okta_post(url: str, token: str, body: dict[str, object]) -> int:
+    """POST as Okta's provisioning client does; return the status."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={**OKTA_HEADERS, "Authorization": f"Bearer {token}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def sign_in(page: Page, email: str) -> None:
+    page.goto("/console/")
+    expect(page).to_have_url(re.compile(r"/console/sign-in\?next="))
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Identity Providers")).to_be_visible()
+
+
+def test_turn_scim_on_generate_a_token_and_provision_like_okta(
+    page: Page, live_url: str, uow_factory: UowFactory, tenant: TenantInfo
+) -> None:
+    sign_in(page, given_admin(uow_factory(), tenant.slug))
+
+    # Settings → Identity Providers → SCIM Integration → Turn On → Settings → Generate Token
+    page.get_by_role("button", name="Turn On").click()
+    expect(page.get_by_role("status")).to_contain_text("SCIM provisioning is on")
+    page.locator("#scim").get_by_role("link", name="Settings").click()
+    page.get_by_role("button", name="Generate Token").click()
+    dialog = page.get_by_role("dialog", name="Your SCIM token")
+    expect(dialog).to_contain_text("cannot be shown again")
+    keep_screenshot(page, "identity-providers-token-dialog")
+    token = page.locator("#token-value").input_value()
+    dialog.get_by_role("button", name="Copy Token").click()
+    expect(dialog.get_by_role("status")).to_have_text("Copied to the clipboard.")
+    assert page.evaluate("navigator.clipboard.readText()") == token
+
+    dialog.get_by_role("link", name="Close").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert token not in page.content()
+    expect(page.locator("#token-prefix")).to_contain_text("mst_…")
+
+    # Okta provisions with the copied token: two people, and one refused for a '#' in a name.
+    for email in ("ann.lee@example.com", "bo.kim@example.com"):
+        assert okta_post(f"{live_url}/scim/v2/Users", token, build_user(email=email)) == 201
+    refused = build_user(name={"givenName": "Jo#", "familyName": "Ray"})
+    assert okta_post(f"{live_url}/scim/v2/Users", token, refused) == 400
+
+    page.get_by_role("link", name="Users").click()
+    expect(page.get_by_text("2 of 25 seats used")).to_be_visible()
+    expect(page.get_by_role("cell", name="ann.lee@example.com")).to_be_visible()
+    keep_screenshot(page, "users")
+
+    page.get_by_role("link", name="Provisioning log").click()
+    page.get_by_role("link", name="Failed only").click()
+    failed = page.locator(".log-entry.failed").first
+    expect(failed).to_contain_text("name.givenName contains '#'")
+    expect(failed.locator(".hint")).to_contain_text("Correct the name in Okta")
+    keep_screenshot(page, "provisioning-log")
+
+
+def test_set_an_access_group_with_the_lock_icon(
+    page: Page, uow_factory: UowFactory, tenant: TenantInfo, uow: UnitOfWork
+) -> None:
+    given_group(uow, displayName="Engineering")
+    given_group(uow, displayName="Sales")
+    sign_in(page, given_admin(uow_factory(), tenant.slug))
+
+    page.get_by_role("link", name="Access groups").click()
+    expect(page.get_by_text("everyone in this account may sign in")).to_be_visible()
+    page.get_by_label("Group name").fill("Engineering")
+    page.get_by_role("button", name="Add access group").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Access group added")
+    expect(page.locator(".chip")).to_contain_text("Engineering")
+    page.get_by_role("link", name="Groups").click()
+    row = page.get_by_role("row").filter(has_text="Engineering")
+    expect(row.get_by_role("img", name="Access group")).to_be_visible()
+    keep_screenshot(page, "groups")
+    page.get_by_role("link", name="Identity Providers").click()
+    expect(page.get_by_role("link", name="Access groups")).to_contain_text("1 access group")
+    keep_screenshot(page, "identity-providers")
+
+
+def test_create_a_local_user(page: Page, uow_factory: UowFactory, tenant: TenantInfo) -> None:
+    sign_in(page, given_admin(uow_factory(), tenant.slug))
+
+    page.get_by_role("link", name="Users").click()
+    page.get_by_role("link", name="Create local user").click()
+    page.get_by_label("Email address").fill("lou.local@example.com")
+    page.get_by_label("First name").fill("Lou")
+    page.get_by_label("Last name").fill("Local")
+    page.get_by_role("button", name="Create user").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Local user created")
+    expect(page.get_by_role("heading", name="Lou Local")).to_be_visible()
+    expect(page.get_by_text("Local (made in Muster)")).to_be_visible()
