@@ -146,7 +146,7 @@ def list_groups(
     uow: UnitOfWork, query: ListQuery, *, with_members: bool
 ) -> tuple[int, list[StoredGroup], dict[str, list[tuple[str, str]]]]:
     """Return (total, one page, members by group id when asked for)."""
-    where = group_filter(query.filter) if query.filter is not None else None
+    where = group_filter(query.filter, _tenant_of(uow)) if query.filter is not None else None
     order = group_order(query.sort_by, query.sort_descending)
     with uow.reading():
         total, page = uow.groups.search(where, offset=query.offset, limit=query.count, order=order)
@@ -241,3 +241,8 @@ def remove_manual_member(uow: UnitOfWork, display_name: str, email: str) -> None
             raise ScimError(404, f"{email!r} is not a member of {display_name!r}")
         _bump(uow, group)
         uow.commit()
+
+
+def _tenant_of(uow: UnitOfWork) -> str:
+    assert uow.tenant_id is not None  # list use cases always run with a tenant's unit of work
+    return uow.tenant_id

@@ -143,7 +143,9 @@ def list_users(
 ) -> tuple[int, list[StoredUser]]:
     """Return (total matches, one page) for a filter, in creation order or by sortBy."""
     user_name = user_name_equality(query.filter)
-    where = user_filter(query.filter) if query.filter is not None and user_name is None else None
+    where = None
+    if query.filter is not None and user_name is None:
+        where = user_filter(query.filter, _tenant_of(uow))
     order = user_order(query.sort_by, query.sort_descending)
     with uow.reading():
         if user_name is not None:  # Okta's existence check, on its own prebuilt statement
@@ -245,3 +247,8 @@ def create_local_user(
         payload["name"] = name
         payload["displayName"] = " ".join(name.values())
     return create_user(uow, payload, source="local").user
+
+
+def _tenant_of(uow: UnitOfWork) -> str:
+    assert uow.tenant_id is not None  # list use cases always run with a tenant's unit of work
+    return uow.tenant_id
