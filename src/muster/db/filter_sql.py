@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from scim2_models.path import CompareOperator, Comparison, FilterNode
@@ -37,6 +38,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    true,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
@@ -64,6 +66,7 @@ memberships = cast(Table, MembershipRow.__table__)
 
 Op = CompareOperator
 _ORDERING = {Op.gt, Op.ge, Op.lt, Op.le}
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def user_filter(node: FilterNode, tenant_id: str) -> ColumnElement[bool]:
@@ -117,7 +120,7 @@ def _pattern(op: CompareOperator, escaped: str, many: str) -> str:
 def _text_match_sqlite(element: _TextMatch, compiler: Any, **kw: Any) -> str:
     escaped = re.sub(r"([*?\[])", r"[\1]", element.value)  # GLOB: a class holds a literal
     pattern = bindparam(None, _pattern(element.operator, escaped, "*"), String())
-    return f"{compiler.process(element.expr, **kw)} GLOB {compiler.process(pattern, **kw)}"
+    return f"({compiler.process(element.expr, **kw)} GLOB {compiler.process(pattern, **kw)})"
 
 
 @compiles(_TextMatch)
@@ -174,13 +177,13 @@ class _JsonFlag(ColumnElement[bool]):
 
 @compiles(_JsonFlag, "sqlite")
 def _json_flag_sqlite(element: _JsonFlag, compiler: Any, **kw: Any) -> str:
-    # json_extract gives 1/0 for true/false; a JSON string "1" stays text and is no match.
-    return f"({compiler.process(element.expr, **kw)}) = {1 if element.flag else 0}"
+    # json_extract gives 1/0 for true/false, which the text extraction renders as '1'/'0'.
+    return f"(({compiler.process(element.expr, **kw)}) = '{1 if element.flag else 0}')"
 
 
 @compiles(_JsonFlag)
 def _json_flag_default(element: _JsonFlag, compiler: Any, **kw: Any) -> str:
-    return f"({compiler.process(element.expr, **kw)}) = '{'true' if element.flag else 'false'}'"
+    return f"(({compiler.process(element.expr, **kw)}) = '{'true' if element.flag else 'false'}')"
 
 
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9]*")
@@ -196,13 +199,13 @@ class _JsonElements(FunctionElement[Any]):
 @compiles(_JsonElements, "sqlite")
 def _json_elements_sqlite(element: _JsonElements, compiler: Any, **kw: Any) -> str:
     document, key = list(element.clauses)
-    return f"json_each({compiler.process(document, **kw)}, '$.\"{key.text}\"')"
+    return f"json_each({compiler.process(document, **kw)}, '$.\"{key.name}\"')"
 
 
 @compiles(_JsonElements)
 def _json_elements_default(element: _JsonElements, compiler: Any, **kw: Any) -> str:
     document, key = list(element.clauses)
-    array = f"{compiler.process(document, **kw)} -> '{key.text}'"
+    array = f"{compiler.process(document, **kw)} -> '{key.name}'"
     # A document whose key holds no array yields no rows instead of an error.
     return f"jsonb_array_elements(CASE WHEN jsonb_typeof({array}) = 'array' THEN {array} END)"
 
@@ -239,8 +242,8 @@ def _leaf(expr: Compare | Has, stored: Any, kind: Kind) -> ColumnElement[bool]:
         return cast(ColumnElement[bool], stored == value if op == Op.eq else stored != value)
     if kind == "flag":
         return _JsonFlag(stored, bool(value) if op == Op.eq else not value)
-    if kind == "dateTime":
-        return _ordered(stored, op, value)
+    if kind == "dateTime" and isinstance(value, datetime):
+        return _served_time(stored, op, value)
     if not isinstance(value, str):
         raise ScimError.invalid_filter(f"{expr.attribute} needs a string value")
     if kind == "fold":
@@ -252,6 +255,28 @@ def _leaf(expr: Compare | Has, stored: Any, kind: Kind) -> ColumnElement[bool]:
     if op in _ORDERING:
         return _ordered(_CodepointOrder(stored), op, value)
     return cast(ColumnElement[bool], stored == value if op == Op.eq else stored != value)
+
+
+def _served_time(stored: Any, op: CompareOperator, value: datetime) -> ColumnElement[bool]:
+    """Compare a timestamp as it is served: meta.* go out at millisecond precision.
+
+    Stored microseconds would otherwise make `meta.lastModified gt "<a served value>"` match
+    the very resource that value was copied from.
+    """
+    floor = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    ceil = floor if floor == value else floor + _MILLISECOND
+    after_floor = floor + _MILLISECOND
+    conditions: dict[CompareOperator, Callable[[], Any]] = {
+        Op.eq: lambda: and_(stored >= floor, stored < after_floor) if floor == value else false(),
+        Op.ne: lambda: or_(stored < floor, stored >= after_floor) if floor == value else true(),
+        Op.gt: lambda: stored >= after_floor,
+        Op.ge: lambda: stored >= ceil,
+        Op.lt: lambda: stored < ceil,
+        Op.le: lambda: stored < after_floor,
+    }
+    if op not in conditions:
+        raise ScimError.invalid_filter(f"{op.value} does not apply to a dateTime")
+    return cast(ColumnElement[bool], conditions[op]())
 
 
 def _ordered(stored: Any, op: CompareOperator, value: Any) -> ColumnElement[bool]:
