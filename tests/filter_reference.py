@@ -35,10 +35,26 @@ CORE = {
     "User": "urn:ietf:params:scim:schemas:core:2.0:User",
     "Group": "urn:ietf:params:scim:schemas:core:2.0:Group",
 }
-ENTERPRISE_NAMES = {"employeenumber", "costcenter", "organization", "division", "department",
-                    "manager"}
-CASE_EXACT = {"id", "externalid", "groups.value", "members.value", "manager.value",
-              "profileurl", "photos.value", "groups.$ref", "members.$ref", "manager.$ref"}
+ENTERPRISE_NAMES = {
+    "employeenumber",
+    "costcenter",
+    "organization",
+    "division",
+    "department",
+    "manager",
+}
+CASE_EXACT = {
+    "id",
+    "externalid",
+    "groups.value",
+    "members.value",
+    "manager.value",
+    "profileurl",
+    "photos.value",
+    "groups.$ref",
+    "members.$ref",
+    "manager.$ref",
+}
 DATE_TIMES = {"meta.created", "meta.lastmodified"}
 
 

@@ -50,7 +50,13 @@ PEOPLE = [
             {"value": "ann@home.test", "type": "home"},
         ],
         phoneNumbers=[{"value": "+1 555", "type": "work"}],
-        **{ENTERPRISE: {"employeeNumber": "100", "department": "Sales", "manager": {"value": "M-1"}}},
+        **{
+            ENTERPRISE: {
+                "employeeNumber": "100",
+                "department": "Sales",
+                "manager": {"value": "M-1"},
+            }
+        },
     ),
     _user(
         "bob.smithson@x.test",
