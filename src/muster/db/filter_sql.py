@@ -85,6 +85,7 @@ def user_name_equality(node: FilterNode | None) -> str | None:
         isinstance(node, Comparison)
         and node.op == Op.eq
         and isinstance(node.value, str)
+        and "\x00" not in node.value  # refused by resolve() as invalidFilter
         and node.attr_path.sub_attr is None
         and node.attr_path.attr.lower() == "username"
         and (node.attr_path.uri is None or node.attr_path.uri.lower() == USER_URN.lower())

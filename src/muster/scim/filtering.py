@@ -47,6 +47,7 @@ Value = str | bool | int | float | datetime
 
 _ORDERING = frozenset({Op.gt, Op.ge, Op.lt, Op.le})
 _TEXT_MATCH = frozenset({Op.co, Op.sw, Op.ew})
+_EARLIEST, _LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)  # room for time zones and ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,8 @@ def parse_date_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text.strip())
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
+    if not _EARLIEST <= moment <= _LATEST:
+        raise ValueError(text)
     return moment
 
 
@@ -291,7 +294,7 @@ class _Resolver:
                 )
             try:
                 return parse_date_time(value) if isinstance(value, str) else _no_date()
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise ScimError.invalid_filter(
                     f"{node.attr_path} needs an RFC 3339 date-time, got {value!r}"
                 ) from None
@@ -303,6 +306,8 @@ class _Resolver:
             raise ScimError.invalid_filter(
                 f"{node.attr_path} is a string: compare it with a quoted value, got {value!r}"
             )
+        if "\x00" in value:  # no stored value holds one, and PostgreSQL text cannot
+            raise ScimError.invalid_filter(f"{node.attr_path}: a value cannot contain NUL")
         if kind == "binary" and op in _ORDERING:
             raise ScimError.invalid_filter(f"{op.value} does not apply to binary {node.attr_path}")
         return value
