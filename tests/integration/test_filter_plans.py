@@ -133,8 +133,8 @@ def _bulk_rows(engine: Engine, tenant_id: str) -> None:
     ("path", "template", "params"),
     [
         ("/scim/v2/Users", 'userName eq "ANN.{tag}@X.TEST"', {"startIndex": 2, "count": 5}),
-        ("/scim/v2/Users", 'externalId eq "ext-{tag}"', {}),
-        ("/scim/v2/Users", 'emails.value eq "ANN.{tag}@HOME.TEST"', {}),
+        ("/scim/v2/Users", 'externalId eq "ext-{tag}"', {"startIndex": 2}),
+        ("/scim/v2/Users", 'emails.value eq "ANN.{tag}@HOME.TEST"', {"startIndex": 2}),
         ("/scim/v2/Users", 'emails[value eq "ann.{tag}@home.test"]', {}),
         ("/scim/v2/Users", 'emails eq "ann.{tag}@home.test" and active eq true', {}),
         ("/scim/v2/Users", 'groups.value eq "{group_id}"', {}),
@@ -158,17 +158,22 @@ def test_equality_filters_use_an_index(
         _assert_indexed(engine, statement, parameters)
 
 
-def test_the_user_name_fast_path_uses_an_index(engine: Engine, stored: dict[str, str]) -> None:
-    # Okta's existence check runs on a prebuilt statement straight on the driver.
-    compiled = sql.USERS_BY_USER_NAME_KEY.compile(
-        dialect=engine.dialect, compile_kwargs={"literal_binds": False}
-    )
-    values = {
-        "b_tenant": stored["tenant"],
-        "b_key": f"ann.{stored['tag']}@x.test",
-        "b_offset": 0,
-        "b_limit": 1,
-    }
+@pytest.mark.parametrize(
+    ("statement_name", "key"),
+    [
+        ("USERS_BY_USER_NAME_KEY", "ann.{tag}@x.test"),
+        ("USERS_BY_EXTERNAL_ID", "ext-{tag}"),
+        ("USERS_BY_EMAIL_KEY", "ann.{tag}@home.test"),
+    ],
+)
+def test_the_prebuilt_existence_checks_use_an_index(
+    engine: Engine, stored: dict[str, str], statement_name: str, key: str
+) -> None:
+    # A lone `userName eq`, `externalId eq` or `emails.value eq` (what IdPs send before each
+    # create) runs on a prebuilt statement straight on the driver, not through the events.
+    compiled = getattr(sql, statement_name).compile(dialect=engine.dialect)
+    values = {"b_tenant": stored["tenant"], "b_key": key.format(**stored), "b_offset": 0}
+    values["b_limit"] = 100
     statement = str(compiled)
     if engine.dialect.name == "postgresql":
         parameters: Any = values

@@ -273,3 +273,22 @@ def test_very_deep_filters_are_refused_not_crashed(okta: TestClient) -> None:
 
     assert response.status_code == 400
     assert response.json()["scimType"] == "invalidFilter"
+
+
+def test_existence_check_shapes_page_and_count_like_any_filter(okta: TestClient) -> None:
+    shared = f"shared-{suffix()}"
+    made = {_create(okta, externalId=shared)["id"] for _ in range(3)}
+
+    def page(**params: Any) -> dict[str, Any]:
+        response = okta.get(
+            "/scim/v2/Users", params={"filter": f'externalId eq "{shared}"', **params}
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    full, rest, none = page(count=2), page(startIndex=3, count=2), page(count=0)
+    assert (full["totalResults"], len(full["Resources"])) == (3, 2)
+    assert (rest["totalResults"], len(rest["Resources"])) == (3, 1)
+    assert (none["totalResults"], none["Resources"]) == (3, [])
+    assert {r["id"] for r in full["Resources"] + rest["Resources"]} == made
+    assert _ids(okta, f'externalId eq "{shared.upper()}"') == set()

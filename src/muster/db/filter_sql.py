@@ -79,6 +79,28 @@ def group_filter(node: FilterNode, tenant_id: str) -> ColumnElement[bool]:
     return _GroupSql(tenant_id).where(resolve(node, "Group"))
 
 
+def indexed_equality(node: FilterNode | None) -> tuple[str, str] | None:
+    """("externalId", value) or ("emails", lower-cased value) for a lone indexed `eq`, else None.
+
+    IdPs check whether a user exists with these (and with userName, see below) on every push;
+    they run on prebuilt statements instead of a where-clause built per request.
+    """
+    if (
+        not isinstance(node, Comparison)
+        or node.op != Op.eq
+        or not isinstance(node.value, str)
+        or "\x00" in node.value
+        or (node.attr_path.uri is not None and node.attr_path.uri.lower() != USER_URN.lower())
+    ):
+        return None
+    attr, sub = node.attr_path.attr.lower(), (node.attr_path.sub_attr or "").lower()
+    if attr == "externalid" and not sub:
+        return "externalId", node.value
+    if attr == "emails" and sub in ("", "value"):
+        return "emails", node.value.lower()
+    return None
+
+
 def user_name_equality(node: FilterNode | None) -> str | None:
     """The value of a lone `userName eq "…"` filter (Okta's existence check), else None."""
     if (
