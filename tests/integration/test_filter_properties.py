@@ -80,7 +80,7 @@ PEOPLE = [
     ),
     _user(
         "dave@x.test",
-        name={"familyName": "LEE"},
+        name={"givenName": "Élodie", "familyName": "Ødegård"},
         displayName="Dave",
         title="Smith & co",
         active=True,
@@ -91,6 +91,7 @@ PEOPLE = [
         "erin@x.test",
         active=False,
         externalId="Z9",
+        title="ÉCOLE Ñandú",
         emails=[{"value": "erin@x.test", "type": "work"}],
     ),
     _user(
@@ -103,7 +104,8 @@ PEOPLE = [
 ]
 
 WORDS = [
-    "smith", "Smith", "SMITH", "lee", "ann", "x.test", "@x.test", "a_b%c", "%", "_", "*",
+    "smith", "Smith", "SMITH", "lee", "øde", "ØDEGÅRD", "élo", "école", "ñ", "Ñandú", "ann",
+    "x.test", "@x.test", "a_b%c", "%", "_", "*",
     "?[", "x*y", "ext-1", "EXT-1", "sales", "Sales", "m-1", "M-1", "work", "WORK", "home",
     "100", "200", "", "carol@x.test", "ann.smith@x.test", "zzz", "+", "engineering", "Team",
 ]  # fmt: skip

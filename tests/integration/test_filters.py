@@ -292,3 +292,11 @@ def test_existence_check_shapes_page_and_count_like_any_filter(okta: TestClient)
     assert (none["totalResults"], none["Resources"]) == (3, [])
     assert {r["id"] for r in full["Resources"] + rest["Resources"]} == made
     assert _ids(okta, f'externalId eq "{shared.upper()}"') == set()
+
+
+def test_case_is_ignored_in_any_script(okta: TestClient) -> None:
+    made = _create(okta, name={"givenName": "Élodie", "familyName": "Ødegård"}, title="ÉCOLE")
+
+    assert made["id"] in _ids(okta, 'name.familyName co "ØDE"')
+    assert made["id"] in _ids(okta, 'name.givenName eq "élodie"')
+    assert made["id"] in _ids(okta, 'title sw "éc"')

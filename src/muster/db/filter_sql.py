@@ -209,6 +209,31 @@ def _json_flag_default(element: _JsonFlag, compiler: Any, **kw: Any) -> str:
     return f"(({compiler.process(element.expr, **kw)}) = '{'true' if element.flag else 'false'}')"
 
 
+class _Folded(ColumnElement[Any]):
+    """lower() that folds all of Unicode on both databases (SQLite: engine.py's muster_lower)."""
+
+    inherit_cache = True
+    _traverse_internals: _TraverseInternalsType = [("expr", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, expr: ColumnElement[Any]) -> None:
+        self.expr = expr
+        self.type = String()
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.expr._from_objects
+
+
+@compiles(_Folded, "sqlite")
+def _folded_sqlite(element: _Folded, compiler: Any, **kw: Any) -> str:
+    return f"muster_lower({compiler.process(element.expr, **kw)})"
+
+
+@compiles(_Folded)
+def _folded_default(element: _Folded, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.expr, **kw)})"
+
+
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
 
@@ -270,7 +295,7 @@ def _leaf(expr: Compare | Has, stored: Any, kind: Kind) -> ColumnElement[bool]:
     if not isinstance(value, str):
         raise ScimError.invalid_filter(f"{expr.attribute} needs a string value")
     if kind == "fold":
-        stored, value = func.lower(stored), value.lower()
+        stored, value = _Folded(stored), value.lower()
     elif kind == "key":
         value = value.lower()
     if op in (Op.co, Op.sw, Op.ew):
