@@ -516,9 +516,6 @@ def test_entra_address_attributes_fill_one_work_address(entra: TestClient, uow: 
     assert logged_quirks(uow) == {"entra_capitalised_op"}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs filters branch: emails[type eq and value eq] in filter_sql"
-)
 def test_entra_filtered_path_as_a_filter_finds_the_user(
     entra: TestClient, uow: UnitOfWork
 ) -> None:

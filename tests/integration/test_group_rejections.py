@@ -328,7 +328,7 @@ def test_attributes_with_excluded_attributes_is_invalid_value(okta: TestClient) 
 
 @pytest.mark.parametrize(
     "text",
-    ['title eq "x"', "displayName eq 5", 'members.value gt "a"', 'displayName eq "unclosed'],
+    ['title eq "x"', "displayName eq 5", 'members.display eq "a"', 'displayName eq "unclosed'],
 )
 def test_bad_group_filter_is_invalid_filter(okta: TestClient, text: str) -> None:
     response = okta.get("/scim/v2/Groups", params={"filter": text})

@@ -52,6 +52,10 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _install_sqlite_hooks(engine: Engine, *, in_memory: bool, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -70,6 +74,9 @@ def _install_sqlite_hooks(engine: Engine, *, in_memory: bool, busy_timeout_ms: i
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
+        # Case-insensitive filters fold all of Unicode, as PostgreSQL's lower() and Python do;
+        # SQLite's own lower() folds ASCII only (names here may use any script).
+        dbapi_connection.create_function("muster_lower", 1, _unicode_lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

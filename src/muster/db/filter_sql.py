@@ -1,33 +1,63 @@
-"""Filter tree -> where-clause over users or groups; unknown attribute -> invalidFilter."""
+"""FilterExpr -> where-clause over users or groups, on indexed columns wherever one exists.
+
+scim/filtering.py resolves the attributes; this module says where each one lives:
+
+- columns: id, externalId, userName (lower-cased key), active, meta.created, meta.lastModified;
+  Groups: id, externalId, displayName (lower-cased key), meta.created, meta.lastModified;
+- index tables: `emails.value` (user_emails, lower-cased), a user's `groups.value`/`display`
+  and a group's `members.value` (memberships), as `id IN (subquery)` so the index drives;
+- the JSON document: every other single-valued attribute (name.*, title, enterprise ones, ...)
+  and the other multi-valued ones (phoneNumbers, addresses, emails.type, ...), the latter with
+  json_each (SQLite) / jsonb_array_elements (PostgreSQL).
+
+SQL's three-valued logic is kept out of the answer: a comparison with an absent value is false,
+and `not` wraps its operand in coalesce(..., false) so it stays the exact complement.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from scim2_models.path import (
-    AttrPath,
-    CompareOperator,
-    Comparison,
-    FilterNode,
-    LogicalExpr,
-    LogicalOperator,
-    Not,
-    Present,
-    ValuePath,
+from scim2_models.path import CompareOperator, Comparison, FilterNode
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    FunctionElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    column,
+    exists,
+    false,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
 )
-from sqlalchemy import ColumnElement, Table, and_, exists, func, not_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 
-from muster.db.tables import GroupRow, MembershipRow, UserEmailRow, UserRow
+from muster.db.tables import Document, GroupRow, MembershipRow, UserEmailRow, UserRow
 from muster.errors import ScimError
-from muster.scim import client_quirks
-from muster.scim.schemas import (
-    ENTERPRISE_ATTRIBUTES,
-    ENTERPRISE_URN,
-    GROUP_URN,
-    USER_ATTRIBUTES,
-    USER_URN,
+from muster.scim.filtering import (
+    AllOf,
+    AnyElement,
+    AnyOf,
+    Attribute,
+    Compare,
+    FilterExpr,
+    Has,
+    Negate,
+    attributes_of,
+    resolve,
 )
+from muster.scim.schemas import ENTERPRISE_URN, GROUP_URN, USER_URN
 
 users = cast(Table, UserRow.__table__)
 user_emails = cast(Table, UserEmailRow.__table__)
@@ -35,22 +65,40 @@ groups = cast(Table, GroupRow.__table__)
 memberships = cast(Table, MembershipRow.__table__)
 
 Op = CompareOperator
+_ORDERING = {Op.gt, Op.ge, Op.lt, Op.le}
+_MILLISECOND = timedelta(milliseconds=1)
 
 
-def user_filter(node: FilterNode) -> ColumnElement[bool]:
-    """Translate a filter over Users into SQL, using indexed columns wherever one exists."""
-    if isinstance(node, LogicalExpr):
-        parts = [user_filter(term) for term in node.terms]
-        return and_(*parts) if node.op == LogicalOperator.and_ else or_(*parts)
-    if isinstance(node, Not):
-        return not_(user_filter(node.expr))
-    if isinstance(node, Present):
-        return _present(node.attr_path)
-    if isinstance(node, Comparison):
-        return _compare(node.attr_path, node.op, node.value)
-    if isinstance(node, ValuePath):
-        return _value_path(node)
-    raise ScimError.invalid_filter(f"unsupported filter expression {node}")
+def user_filter(node: FilterNode, tenant_id: str) -> ColumnElement[bool]:
+    """Translate a filter over one tenant's Users into SQL (RFC 7644 §3.4.2.2)."""
+    return _UserSql(tenant_id).where(resolve(node, "User"))
+
+
+def group_filter(node: FilterNode, tenant_id: str) -> ColumnElement[bool]:
+    """Translate a filter over one tenant's Groups into SQL; `members.value eq` is indexed."""
+    return _GroupSql(tenant_id).where(resolve(node, "Group"))
+
+
+def indexed_equality(node: FilterNode | None) -> tuple[str, str] | None:
+    """("externalId", value) or ("emails", lower-cased value) for a lone indexed `eq`, else None.
+
+    IdPs check whether a user exists with these (and with userName, see below) on every push;
+    they run on prebuilt statements instead of a where-clause built per request.
+    """
+    if (
+        not isinstance(node, Comparison)
+        or node.op != Op.eq
+        or not isinstance(node.value, str)
+        or "\x00" in node.value
+        or (node.attr_path.uri is not None and node.attr_path.uri.lower() != USER_URN.lower())
+    ):
+        return None
+    attr, sub = node.attr_path.attr.lower(), (node.attr_path.sub_attr or "").lower()
+    if attr == "externalid" and not sub:
+        return "externalId", node.value
+    if attr == "emails" and sub in ("", "value"):
+        return "emails", node.value.lower()
+    return None
 
 
 def user_name_equality(node: FilterNode | None) -> str | None:
@@ -59,6 +107,7 @@ def user_name_equality(node: FilterNode | None) -> str | None:
         isinstance(node, Comparison)
         and node.op == Op.eq
         and isinstance(node.value, str)
+        and "\x00" not in node.value  # refused by resolve() as invalidFilter
         and node.attr_path.sub_attr is None
         and node.attr_path.attr.lower() == "username"
         and (node.attr_path.uri is None or node.attr_path.uri.lower() == USER_URN.lower())
@@ -67,234 +116,424 @@ def user_name_equality(node: FilterNode | None) -> str | None:
     return None
 
 
-def _name(path: AttrPath) -> str:
-    name = path.attr.lower()
-    if path.uri is not None and path.uri.lower() not in (USER_URN.lower(), ENTERPRISE_URN.lower()):
-        raise ScimError.invalid_filter(f"{path.uri!r} is not a schema of User")
-    return name if path.sub_attr is None else f"{name}.{path.sub_attr.lower()}"
+# ---- dialect-specific pieces -------------------------------------------------------------
 
 
-def _string_op(column: Any, op: Op, value: Any) -> ColumnElement[bool]:
-    if not isinstance(value, str):
-        raise ScimError.invalid_filter(f"{op.value} needs a string value, got {value!r}")
-    match op:
-        case Op.eq:
-            return column == value  # type: ignore[no-any-return]
-        case Op.ne:
-            return column != value  # type: ignore[no-any-return]
-        case Op.co:
-            return column.contains(value, autoescape=True)  # type: ignore[no-any-return]
-        case Op.sw:
-            return column.startswith(value, autoescape=True)  # type: ignore[no-any-return]
-        case Op.ew:
-            return column.endswith(value, autoescape=True)  # type: ignore[no-any-return]
-        case Op.gt:
-            return column > value  # type: ignore[no-any-return]
-        case Op.ge:
-            return column >= value  # type: ignore[no-any-return]
-        case Op.lt:
-            return column < value  # type: ignore[no-any-return]
-        case Op.le:
-            return column <= value  # type: ignore[no-any-return]
-    raise ScimError.invalid_filter(f"unsupported operator {op}")
+class _TextMatch(ColumnElement[bool]):
+    """co / sw / ew, case-sensitive on both databases (SQLite's LIKE ignores ASCII case)."""
+
+    inherit_cache = False  # the pattern is built per dialect at compile time
+    type = Boolean()
+
+    def __init__(self, expr: ColumnElement[Any], op: CompareOperator, value: str) -> None:
+        self.expr, self.operator, self.value = expr, op, value
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.expr._from_objects
 
 
-def _email_condition(op: Op, value: Any) -> ColumnElement[bool]:
-    if not isinstance(value, str):
-        raise ScimError.invalid_filter(f"emails.value needs a string value, got {value!r}")
-    condition = _string_op(user_emails.c.value_key, Op.eq if op == Op.ne else op, value.lower())
-    match = exists(
-        select(1).where(
-            user_emails.c.tenant_id == users.c.tenant_id,
-            user_emails.c.user_id == users.c.id,
-            condition,
-        )
+def _pattern(op: CompareOperator, escaped: str, many: str) -> str:
+    return {Op.co: f"{many}{escaped}{many}", Op.sw: f"{escaped}{many}", Op.ew: f"{many}{escaped}"}[
+        op
+    ]
+
+
+@compiles(_TextMatch, "sqlite")
+def _text_match_sqlite(element: _TextMatch, compiler: Any, **kw: Any) -> str:
+    escaped = re.sub(r"([*?\[])", r"[\1]", element.value)  # GLOB: a class holds a literal
+    pattern = bindparam(None, _pattern(element.operator, escaped, "*"), String())
+    return f"({compiler.process(element.expr, **kw)} GLOB {compiler.process(pattern, **kw)})"
+
+
+@compiles(_TextMatch)
+def _text_match_default(element: _TextMatch, compiler: Any, **kw: Any) -> str:
+    escaped = re.sub(r"([/%_])", r"/\1", element.value)
+    pattern = bindparam(None, _pattern(element.operator, escaped, "%"), String())
+    return (
+        f"{compiler.process(element.expr, **kw)} LIKE {compiler.process(pattern, **kw)} ESCAPE '/'"
     )
-    return not_(match) if op == Op.ne else match
 
 
-def _compare(path: AttrPath, op: Op, value: Any) -> ColumnElement[bool]:
-    name = _name(path)
-    if name == "username":
-        if not isinstance(value, str):
-            raise ScimError.invalid_filter("userName needs a string value")
-        # user_name_key holds the lower-cased userName (caseExact=false), indexed per tenant.
-        return _string_op(users.c.user_name_key, op, value.lower())
-    if name in ("emails", "emails.value"):
-        return _email_condition(op, value)
-    if name == "id":
-        return _string_op(users.c.id, op, value)
-    if name == "externalid":
-        return _string_op(users.c.external_id, op, value)
-    if name == "active":
-        flag = value if isinstance(value, bool) else client_quirks.entra_string_boolean(value)
-        if flag is None or op not in (Op.eq, Op.ne):
-            raise ScimError.invalid_filter("active compares with eq or ne to true or false")
-        return users.c.active == flag if op == Op.eq else users.c.active != flag
-    if name in ("meta.created", "meta.lastmodified"):
-        column = users.c.created_at if name == "meta.created" else users.c.last_modified
-        return _date_op(column, op, value)
-    return _document_op(path, op, value)
+class _CodepointOrder(ColumnElement[Any]):
+    """A string compared by code point, as Python compares (PostgreSQL: COLLATE "C")."""
+
+    inherit_cache = True
+    _traverse_internals: _TraverseInternalsType = [("expr", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, expr: ColumnElement[Any]) -> None:
+        self.expr = expr
+        self.type = String()
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.expr._from_objects
 
 
-def _date_op(column: Any, op: Op, value: Any) -> ColumnElement[bool]:
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise ScimError.invalid_filter(f"{value!r} is not an RFC 3339 date-time") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)  # stored as naive UTC
-    comparisons = {
-        Op.eq: column == moment,
-        Op.ne: column != moment,
-        Op.gt: column > moment,
-        Op.ge: column >= moment,
-        Op.lt: column < moment,
-        Op.le: column <= moment,
+@compiles(_CodepointOrder)
+def _codepoint_default(element: _CodepointOrder, compiler: Any, **kw: Any) -> str:
+    return cast(str, compiler.process(element.expr, **kw))  # SQLite's BINARY already is
+
+
+@compiles(_CodepointOrder, "postgresql")
+def _codepoint_postgresql(element: _CodepointOrder, compiler: Any, **kw: Any) -> str:
+    return f'({compiler.process(element.expr, **kw)}) COLLATE "C"'
+
+
+class _JsonFlag(ColumnElement[bool]):
+    """A JSON boolean (extracted as text) is true / false; any other JSON value is neither."""
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals: _TraverseInternalsType = [  # noqa: RUF012
+        ("expr", InternalTraversal.dp_clauseelement),
+        ("flag", InternalTraversal.dp_boolean),
+    ]
+
+    def __init__(self, expr: ColumnElement[Any], flag: bool) -> None:
+        self.expr, self.flag = expr, flag
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.expr._from_objects
+
+
+@compiles(_JsonFlag, "sqlite")
+def _json_flag_sqlite(element: _JsonFlag, compiler: Any, **kw: Any) -> str:
+    # json_extract gives 1/0 for true/false, which the text extraction renders as '1'/'0'.
+    return f"(({compiler.process(element.expr, **kw)}) = '{1 if element.flag else 0}')"
+
+
+@compiles(_JsonFlag)
+def _json_flag_default(element: _JsonFlag, compiler: Any, **kw: Any) -> str:
+    return f"(({compiler.process(element.expr, **kw)}) = '{'true' if element.flag else 'false'}')"
+
+
+class _Folded(ColumnElement[Any]):
+    """lower() that folds all of Unicode on both databases (SQLite: engine.py's muster_lower)."""
+
+    inherit_cache = True
+    _traverse_internals: _TraverseInternalsType = [("expr", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, expr: ColumnElement[Any]) -> None:
+        self.expr = expr
+        self.type = String()
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.expr._from_objects
+
+
+@compiles(_Folded, "sqlite")
+def _folded_sqlite(element: _Folded, compiler: Any, **kw: Any) -> str:
+    return f"muster_lower({compiler.process(element.expr, **kw)})"
+
+
+@compiles(_Folded)
+def _folded_default(element: _Folded, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.expr, **kw)})"
+
+
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+
+
+class _JsonElements(FunctionElement[Any]):
+    """The elements of a top-level JSON array of a document, one row each (`value`)."""
+
+    name = "json_elements"
+    inherit_cache = True
+
+
+@compiles(_JsonElements, "sqlite")
+def _json_elements_sqlite(element: _JsonElements, compiler: Any, **kw: Any) -> str:
+    document, key = list(element.clauses)
+    return f"json_each({compiler.process(document, **kw)}, '$.\"{key.name}\"')"
+
+
+@compiles(_JsonElements)
+def _json_elements_default(element: _JsonElements, compiler: Any, **kw: Any) -> str:
+    document, key = list(element.clauses)
+    array = f"{compiler.process(document, **kw)} -> '{key.name}'"
+    # A document whose key holds no array yields no rows instead of an error.
+    return f"jsonb_array_elements(CASE WHEN jsonb_typeof({array}) = 'array' THEN {array} END)"
+
+
+def _elements(document: Any, key: str) -> Any:
+    if not _KEY.fullmatch(key):  # names come from our schema, never from the request
+        raise ValueError(key)
+    return (
+        _JsonElements(document, literal_column(key))
+        .table_valued(column("value", Document))
+        .alias("element")
+    )
+
+
+# ---- leaves ----------------------------------------------------------------------------
+
+# How a stored value compares: "key" is a lower-cased column (caseExact=false, indexed),
+# "fold" lower-cases at query time, "exact" is caseExact; "flag" a JSON boolean as text,
+# "boolean" and "dateTime" typed columns.
+Kind = str
+
+
+def _not_filterable(attribute: Attribute, resource: str) -> ScimError:
+    return ScimError.invalid_filter(f"{attribute} is not a filterable attribute of {resource}")
+
+
+def _leaf(expr: Compare | Has, stored: Any, kind: Kind) -> ColumnElement[bool]:
+    if isinstance(expr, Has):
+        if kind in ("key", "fold", "exact"):
+            return and_(stored.is_not(None), stored != "")
+        return cast(ColumnElement[bool], stored.is_not(None))
+    op, value = expr.op, expr.value
+    if kind == "boolean":
+        return cast(ColumnElement[bool], stored == value if op == Op.eq else stored != value)
+    if kind == "flag":
+        return _JsonFlag(stored, bool(value) if op == Op.eq else not value)
+    if kind == "dateTime" and isinstance(value, datetime):
+        return _served_time(stored, op, value)
+    if not isinstance(value, str):
+        raise ScimError.invalid_filter(f"{expr.attribute} needs a string value")
+    if kind == "fold":
+        stored, value = _Folded(stored), value.lower()
+    elif kind == "key":
+        value = value.lower()
+    if op in (Op.co, Op.sw, Op.ew):
+        return _TextMatch(stored, op, value)
+    if op in _ORDERING:
+        return _ordered(_CodepointOrder(stored), op, value)
+    return cast(ColumnElement[bool], stored == value if op == Op.eq else stored != value)
+
+
+def _served_time(stored: Any, op: CompareOperator, value: datetime) -> ColumnElement[bool]:
+    """Compare a timestamp as it is served: meta.* go out at millisecond precision.
+
+    Stored microseconds would otherwise make `meta.lastModified gt "<a served value>"` match
+    the very resource that value was copied from.
+    """
+    floor = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    ceil = floor if floor == value else floor + _MILLISECOND
+    after_floor = floor + _MILLISECOND
+    conditions: dict[CompareOperator, Callable[[], Any]] = {
+        Op.eq: lambda: and_(stored >= floor, stored < after_floor) if floor == value else false(),
+        Op.ne: lambda: or_(stored < floor, stored >= after_floor) if floor == value else true(),
+        Op.gt: lambda: stored >= after_floor,
+        Op.ge: lambda: stored >= ceil,
+        Op.lt: lambda: stored < ceil,
+        Op.le: lambda: stored < after_floor,
+    }
+    if op not in conditions:
+        raise ScimError.invalid_filter(f"{op.value} does not apply to a dateTime")
+    return cast(ColumnElement[bool], conditions[op]())
+
+
+def _ordered(stored: Any, op: CompareOperator, value: Any) -> ColumnElement[bool]:
+    if isinstance(value, str) and not isinstance(stored, _CodepointOrder) and op in _ORDERING:
+        stored = _CodepointOrder(stored)
+    comparisons: dict[CompareOperator, Callable[[], Any]] = {
+        Op.eq: lambda: stored == value,
+        Op.ne: lambda: stored != value,
+        Op.gt: lambda: stored > value,
+        Op.ge: lambda: stored >= value,
+        Op.lt: lambda: stored < value,
+        Op.le: lambda: stored <= value,
     }
     if op not in comparisons:
-        raise ScimError.invalid_filter(f"{op.value} does not apply to a date-time")
-    return cast(ColumnElement[bool], comparisons[op])
+        raise ScimError.invalid_filter(f"{op.value} does not apply here")
+    return cast(ColumnElement[bool], comparisons[op]())
 
 
-def _document_spec(path: AttrPath) -> tuple[list[str], bool, str]:
-    """Return the JSON key path, caseExact and type for a single-valued attribute."""
-    extension = path.uri is not None and path.uri.lower() == ENTERPRISE_URN.lower()
-    catalogue = ENTERPRISE_ATTRIBUTES if extension else USER_ATTRIBUTES
-    spec = catalogue.get(path.attr.lower())
-    if spec is None and path.uri is None:
-        # Entra filters on enterprise attributes by their bare name: `manager eq "<id>"`
-        # (older Entra docs: `filter=id eq "…" and manager eq "…"`). Core names win.
-        spec = ENTERPRISE_ATTRIBUTES.get(path.attr.lower())
-        extension = spec is not None
-    if spec is None or spec.returned == "never":
-        raise ScimError.invalid_filter(f"{path} is not a filterable attribute of User")
-    keys = [ENTERPRISE_URN, spec.name] if extension else [spec.name]
-    sub_attr = path.sub_attr
-    if sub_attr is None and spec.type == "complex" and not spec.multi_valued and spec.sub("value"):
-        sub_attr = "value"  # a single-valued complex attribute compares by its value (manager)
-    if sub_attr is not None:
-        sub = spec.sub(sub_attr)
-        if sub is None:
-            raise ScimError.invalid_filter(f"{path} is not an attribute of User")
-        spec = sub
-        keys.append(sub.name)
-    if spec.multi_valued or spec.type == "complex":
-        raise ScimError.invalid_filter(f"filtering on {path} is not supported")
-    return keys, spec.case_exact, spec.type
+def _string_kind(attribute: Attribute) -> Kind:
+    return "exact" if attribute.case_exact else "fold"
 
 
-def _document_op(path: AttrPath, op: Op, value: Any) -> ColumnElement[bool]:
-    keys, case_exact, kind = _document_spec(path)
-    element = users.c.document[tuple(keys)]
-    if kind == "boolean":
-        flag = value if isinstance(value, bool) else client_quirks.entra_string_boolean(value)
-        if flag is None or op not in (Op.eq, Op.ne):
-            raise ScimError.invalid_filter(f"{path} compares with eq or ne to true or false")
-        return _string_op(element.as_string(), op, "true" if flag else "false")
-    column: Any = element.as_string()
-    if not case_exact and isinstance(value, str):
-        column, value = func.lower(column), value.lower()
-    return _string_op(column, op, value)
+def _build(
+    expr: FilterExpr,
+    leaf: Callable[[Compare | Has], ColumnElement[bool]],
+    elements: Callable[[AnyElement], ColumnElement[bool]],
+) -> ColumnElement[bool]:
+    match expr:
+        case AllOf(terms=terms):
+            return and_(*(_build(term, leaf, elements) for term in terms))
+        case AnyOf(terms=terms):
+            return or_(*(_build(term, leaf, elements) for term in terms))
+        case Negate(expr=inner):
+            # NULL (an absent value) means "no match": keep NOT its exact complement.
+            return not_(func.coalesce(_build(inner, leaf, elements), false()))
+        case AnyElement():
+            return elements(expr)
+        case Compare() | Has():
+            return leaf(expr)
+    raise AssertionError(expr)
 
 
-def _present(path: AttrPath) -> ColumnElement[bool]:
-    name = _name(path)
-    if name in ("username", "id"):
-        return true()
-    if name in ("emails", "emails.value"):
+def _only_subs(expr: FilterExpr, allowed: set[str]) -> bool:
+    return all(a.sub in allowed for a in attributes_of(expr))
+
+
+def _json_leaf(element: Any, resource: str) -> Callable[[Compare | Has], ColumnElement[bool]]:
+    """Leaves over the sub-attributes of one JSON array element."""
+
+    def leaf(expr: Compare | Has) -> ColumnElement[bool]:
+        attribute = expr.attribute
+        if attribute.sub is None:
+            raise _not_filterable(attribute, resource)
+        stored = element.c.value[attribute.sub].as_string()
+        if attribute.type == "boolean":
+            return _leaf(expr, stored, "flag")
+        if attribute.type in ("string", "reference", "binary"):
+            return _leaf(expr, stored, _string_kind(attribute))
+        raise _not_filterable(attribute, resource)
+
+    return leaf
+
+
+def _document_path(attribute: Attribute) -> tuple[str, ...]:
+    keys = (attribute.name,) if attribute.sub is None else (attribute.name, attribute.sub)
+    return (ENTERPRISE_URN, *keys) if attribute.schema == ENTERPRISE_URN else keys
+
+
+# ---- Users -------------------------------------------------------------------------------
+
+
+class _UserSql:
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+
+    def where(self, expr: FilterExpr) -> ColumnElement[bool]:
+        return _build(expr, self.leaf, self.elements)
+
+    def leaf(self, expr: Compare | Has) -> ColumnElement[bool]:
+        attribute = expr.attribute
+        if attribute.schema == USER_URN:
+            name = attribute.name if attribute.sub is None else f"{attribute.name}.{attribute.sub}"
+            column_kinds: dict[str, tuple[Any, Kind]] = {
+                "id": (users.c.id, "exact"),
+                "externalId": (users.c.external_id, "exact"),
+                # user_name_key holds the lower-cased userName (caseExact=false), unique per tenant.
+                "userName": (users.c.user_name_key, "key"),
+                "active": (users.c.active, "boolean"),
+                "meta.created": (users.c.created_at, "dateTime"),
+                "meta.lastModified": (users.c.last_modified, "dateTime"),
+            }
+            if name in column_kinds:
+                return _leaf(expr, *column_kinds[name])
+            if attribute.name == "meta":
+                raise _not_filterable(attribute, "User")
+            if attribute.multi_valued:  # `emails pr`: at least one element
+                return self.elements(AnyElement(attribute, Has(attribute)))
+        return self.document_leaf(expr)
+
+    def document_leaf(self, expr: Compare | Has) -> ColumnElement[bool]:
+        attribute = expr.attribute
+        if attribute.type == "complex":  # `name pr`: any of its sub-attributes has a value
+            parts = [self.document_leaf(Has(_sub(attribute, sub))) for sub in attribute.sub_names]
+            return or_(*parts) if parts else false()
+        stored = users.c.document[_document_path(attribute)].as_string()
+        if attribute.type == "boolean":
+            return _leaf(expr, stored, "flag")
+        if attribute.type in ("string", "reference"):
+            return _leaf(expr, stored, _string_kind(attribute))
+        raise _not_filterable(attribute, "User")
+
+    def elements(self, expr: AnyElement) -> ColumnElement[bool]:
+        attribute, condition = expr.attribute, expr.condition
+        whole = isinstance(condition, Has) and condition.attribute.sub is None
+        if attribute.name == "emails" and not whole and _only_subs(condition, {"value"}):
+            # Every email value, lower-cased, plus the identity email: an index lookup.
+            matches = select(user_emails.c.user_id).where(
+                user_emails.c.tenant_id == self.tenant_id,
+                _build(condition, lambda e: _leaf(e, user_emails.c.value_key, "key"), _nested),
+            )
+            return users.c.id.in_(matches)
+        if attribute.name == "groups":
+            return self.groups(condition, whole)
+        element = _elements(users.c.document, attribute.name)
+        if whole:
+            return exists(select(1).select_from(element))
         return exists(
-            select(1).where(
-                user_emails.c.tenant_id == users.c.tenant_id, user_emails.c.user_id == users.c.id
-            )
+            select(1)
+            .select_from(element)
+            .where(_build(condition, _json_leaf(element, "User"), _nested))
         )
-    if name == "externalid":
-        return users.c.external_id.is_not(None)
-    if name == "active":
-        return true()
-    keys, _, _ = _document_spec(path)
-    return cast(ColumnElement[bool], users.c.document[tuple(keys)].as_string().is_not(None))
 
+    def groups(self, condition: FilterExpr, whole: bool) -> ColumnElement[bool]:
+        """A user's groups are membership rows: `groups.value` / `groups.display`."""
+        in_tenant = memberships.c.tenant_id == self.tenant_id
+        if whole:
+            return users.c.id.in_(select(memberships.c.user_id).where(in_tenant))
 
-def _value_path(node: ValuePath) -> ColumnElement[bool]:
-    # emails[value eq "x"] is the one complex filter we index; the rest arrive with issue #4.
-    inner = node.val_filter
-    if (
-        node.attr_path.attr.lower() == "emails"
-        and isinstance(inner, Comparison)
-        and inner.attr_path.attr.lower() == "value"
-    ):
-        return _email_condition(inner.op, inner.value)
-    raise ScimError.invalid_filter(f"filter {node} is not supported yet")
+        def leaf(expr: Compare | Has) -> ColumnElement[bool]:
+            if expr.attribute.sub == "value":
+                return _leaf(expr, memberships.c.group_id, "exact")
+            if expr.attribute.sub == "display":
+                return _leaf(expr, groups.c.display_name_key, "key")
+            raise _not_filterable(expr.attribute, "User")
 
-
-def group_filter(node: FilterNode) -> ColumnElement[bool]:
-    """Translate a filter over Groups into SQL; `members.value eq` is an indexed EXISTS."""
-    if isinstance(node, LogicalExpr):
-        parts = [group_filter(term) for term in node.terms]
-        return and_(*parts) if node.op == LogicalOperator.and_ else or_(*parts)
-    if isinstance(node, Not):
-        return not_(group_filter(node.expr))
-    if isinstance(node, Present):
-        name = _group_name(node.attr_path)
-        if name in ("displayname", "id"):
-            return true()
-        if name == "externalid":
-            return groups.c.external_id.is_not(None)
-        if name in ("members", "members.value"):
-            return exists(
-                select(1).where(
-                    memberships.c.tenant_id == groups.c.tenant_id,
-                    memberships.c.group_id == groups.c.id,
-                )
-            )
-        raise ScimError.invalid_filter(f"{node.attr_path} is not a filterable attribute of Group")
-    if isinstance(node, Comparison):
-        return _group_compare(node.attr_path, node.op, node.value)
-    if isinstance(node, ValuePath):
-        inner = node.val_filter
-        if (
-            node.attr_path.attr.lower() == "members"
-            and isinstance(inner, Comparison)
-            and inner.attr_path.attr.lower() == "value"
-        ):
-            return _group_compare(AttrPath("members", "value"), inner.op, inner.value)
-    raise ScimError.invalid_filter(f"filter {node} is not supported on Groups")
-
-
-def _group_name(path: AttrPath) -> str:
-    if path.uri is not None and path.uri.lower() != GROUP_URN.lower():
-        raise ScimError.invalid_filter(f"{path.uri!r} is not a schema of Group")
-    name = path.attr.lower()
-    return name if path.sub_attr is None else f"{name}.{path.sub_attr.lower()}"
-
-
-def _group_compare(path: AttrPath, op: Op, value: Any) -> ColumnElement[bool]:
-    name = _group_name(path)
-    if name == "displayname":
-        if not isinstance(value, str):
-            raise ScimError.invalid_filter("displayName needs a string value")
-        # display_name_key is lower-cased: displayName is caseExact=false and unique per tenant.
-        return _string_op(groups.c.display_name_key, op, value.lower())
-    if name == "externalid":
-        return _string_op(groups.c.external_id, op, value)
-    if name == "id":
-        return _string_op(groups.c.id, op, value)
-    if name in ("members", "members.value"):
-        if op not in (Op.eq, Op.ne) or not isinstance(value, str):
-            raise ScimError.invalid_filter("members.value compares with eq or ne to a user id")
-        member = exists(
-            select(1).where(
-                memberships.c.tenant_id == groups.c.tenant_id,
-                memberships.c.group_id == groups.c.id,
-                memberships.c.user_id == value,
-            )
+        joined = memberships.join(
+            groups,
+            and_(
+                groups.c.tenant_id == memberships.c.tenant_id,
+                groups.c.id == memberships.c.group_id,
+            ),
         )
-        return member if op == Op.eq else not_(member)
-    if name in ("meta.created", "meta.lastmodified"):
-        column = groups.c.created_at if name == "meta.created" else groups.c.last_modified
-        return _date_op(column, op, value)
-    raise ScimError.invalid_filter(f"{path} is not a filterable attribute of Group")
+        matches = (
+            select(memberships.c.user_id)
+            .select_from(joined)
+            .where(in_tenant, _build(condition, leaf, _nested))
+        )
+        return users.c.id.in_(matches)
+
+
+def _sub(attribute: Attribute, sub: str) -> Attribute:
+    return Attribute(attribute.schema, attribute.name, sub, "string", False, attribute.multi_valued)
+
+
+def _nested(expr: AnyElement) -> ColumnElement[bool]:
+    raise ScimError.invalid_filter(f"{expr.attribute}: a value filter cannot nest another one")
+
+
+# ---- Groups ------------------------------------------------------------------------------
+
+
+class _GroupSql:
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+
+    def where(self, expr: FilterExpr) -> ColumnElement[bool]:
+        return _build(expr, self.leaf, self.elements)
+
+    def leaf(self, expr: Compare | Has) -> ColumnElement[bool]:
+        attribute = expr.attribute
+        name = attribute.name if attribute.sub is None else f"{attribute.name}.{attribute.sub}"
+        column_kinds: dict[str, tuple[Any, Kind]] = {
+            "id": (groups.c.id, "exact"),
+            "externalId": (groups.c.external_id, "exact"),
+            # display_name_key is lower-cased: displayName is caseExact=false, unique per tenant.
+            "displayName": (groups.c.display_name_key, "key"),
+            "meta.created": (groups.c.created_at, "dateTime"),
+            "meta.lastModified": (groups.c.last_modified, "dateTime"),
+        }
+        if name in column_kinds:
+            return _leaf(expr, *column_kinds[name])
+        if attribute.name == "members" and attribute.sub is None and isinstance(expr, Has):
+            return self.elements(AnyElement(attribute, expr))
+        raise _not_filterable(attribute, "Group")
+
+    def elements(self, expr: AnyElement) -> ColumnElement[bool]:
+        """A group's members are membership rows: `members.value` is an indexed lookup."""
+        in_tenant = memberships.c.tenant_id == self.tenant_id
+        condition = expr.condition
+        if isinstance(condition, Has) and condition.attribute.sub is None:
+            return groups.c.id.in_(select(memberships.c.group_id).where(in_tenant))
+
+        def leaf(inner: Compare | Has) -> ColumnElement[bool]:
+            if inner.attribute.sub == "value":
+                return _leaf(inner, memberships.c.user_id, "exact")
+            raise _not_filterable(inner.attribute, "Group")
+
+        matches = select(memberships.c.group_id).where(in_tenant, _build(condition, leaf, _nested))
+        return groups.c.id.in_(matches)
 
 
 def _sort_key(sort_by: str) -> str:

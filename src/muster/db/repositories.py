@@ -251,6 +251,26 @@ class UserRepository:
         # userName is unique per tenant: the first page holds the one match, or none.
         return len(rows), [to_stored_user(row) for row in rows]
 
+    def search_by_key(
+        self, attribute: str, key: str, *, offset: int, limit: int
+    ) -> tuple[int, list[StoredUser]] | None:
+        """A lone `externalId eq` or `emails.value eq` on a prebuilt statement.
+
+        None when the page cannot tell the total (a full page, or past the end): the caller
+        then runs the general search, which counts.
+        """
+        if offset > 0 or limit == 0:
+            return None
+        stmt = sql.USERS_BY_EXTERNAL_ID if attribute == "externalId" else sql.USERS_BY_EMAIL_KEY
+        rows = fast.fetch(
+            self._conn,
+            stmt,
+            {"b_tenant": self._tenant_id, "b_key": key, "b_offset": 0, "b_limit": limit},
+        )
+        if len(rows) == limit:
+            return None
+        return len(rows), [to_stored_user(row) for row in rows]
+
 
 def _search(
     conn: Connection,

@@ -159,6 +159,28 @@ USERS_BY_USER_NAME_KEY = (
     .offset(OFFSET)
     .limit(LIMIT)
 )
+# The other existence checks IdPs send (`externalId eq`, `emails.value eq`), prebuilt too.
+USERS_BY_EXTERNAL_ID = (
+    select(*USER_COLUMNS)
+    .where(users.c.tenant_id == TENANT, users.c.external_id == bindparam("b_key"))
+    .order_by(users.c.id)
+    .offset(OFFSET)
+    .limit(LIMIT)
+)
+USERS_BY_EMAIL_KEY = (
+    select(*USER_COLUMNS)
+    .where(
+        users.c.tenant_id == TENANT,
+        users.c.id.in_(
+            select(user_emails.c.user_id).where(
+                user_emails.c.tenant_id == TENANT, user_emails.c.value_key == bindparam("b_key")
+            )
+        ),
+    )
+    .order_by(users.c.id)
+    .offset(OFFSET)
+    .limit(LIMIT)
+)
 
 # -- groups and memberships ------------------------------------------------------------------
 GROUP_COLUMNS = (

@@ -79,7 +79,9 @@ class UserRow(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "user_name_key"),
         UniqueConstraint("tenant_id", "email_key"),
-        Index(None, "tenant_id", "external_id"),
+        # Ends with id: `externalId eq` rows come out in id order, so the planner picks this
+        # index over walking the primary key (see migration 0003).
+        Index(None, "tenant_id", "external_id", "id"),
     )
 
     tenant_id: Mapped[str] = mapped_column(
@@ -120,7 +122,7 @@ class GroupRow(Base):
     __tablename__ = "groups"
     __table_args__ = (
         UniqueConstraint("tenant_id", "display_name_key"),
-        Index(None, "tenant_id", "external_id"),
+        Index(None, "tenant_id", "external_id", "id"),
     )
 
     tenant_id: Mapped[str] = mapped_column(
@@ -148,7 +150,7 @@ class MembershipRow(Base):
             ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
         ),
         # A user's groups (users' `groups`, `members.value eq`, cascades on user delete).
-        Index(None, "tenant_id", "user_id"),
+        Index(None, "tenant_id", "user_id", "group_id"),
     )
 
     tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)

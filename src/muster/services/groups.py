@@ -151,7 +151,7 @@ def list_groups(
     uow: UnitOfWork, query: ListQuery, *, with_members: bool
 ) -> tuple[int, list[StoredGroup], dict[str, list[tuple[str, str]]]]:
     """Return (total, one page, members by group id when asked for)."""
-    where = group_filter(query.filter) if query.filter is not None else None
+    where = group_filter(query.filter, _tenant_of(uow)) if query.filter is not None else None
     order = group_order(query.sort_by, query.sort_descending)
     with uow.reading():
         total, page = uow.groups.search(where, offset=query.offset, limit=query.count, order=order)
@@ -167,7 +167,7 @@ def list_groups_by_cursor(
     uow: UnitOfWork, query: ListQuery, *, with_members: bool
 ) -> tuple[CursorPage[StoredGroup], dict[str, list[tuple[str, str]]]]:
     """Return one page read by cursor (RFC 9865) and, when asked for, its groups' members."""
-    where = group_filter(query.filter) if query.filter is not None else None
+    where = group_filter(query.filter, _tenant_of(uow)) if query.filter is not None else None
     order = group_order(query.sort_by, query.sort_descending)
     with uow.reading():
         page: CursorPage[StoredGroup] = paging.seek_page(uow.groups, "Group", query, where, order)
@@ -344,3 +344,8 @@ def group_choices(uow: UnitOfWork, limit: int = 500) -> list[str]:
     """The first groups' displayNames, by name, for a pick list."""
     with uow.reading():
         return uow.console.group_names(limit)
+
+
+def _tenant_of(uow: UnitOfWork) -> str:
+    assert uow.tenant_id is not None  # list use cases always run with a tenant's unit of work
+    return uow.tenant_id

@@ -40,21 +40,23 @@ class RootPage:
     previous_cursor: str | None = None
 
 
-def _translate(translate: Callable[[Any], Any], node: Any) -> tuple[bool, Any, ScimError | None]:
+def _translate(
+    translate: Callable[[Any, str], Any], node: Any, tenant_id: str
+) -> tuple[bool, Any, ScimError | None]:
     """(applies, where-clause, why not) for one resource type."""
     if node is None:
         return True, None, None
     try:
-        return True, translate(node), None
+        return True, translate(node, tenant_id), None
     except ScimError as error:
         if error.scim_type != ScimType.INVALID_FILTER:
             raise
         return False, None, error
 
 
-def _wheres(query: ListQuery) -> tuple[bool, Any, bool, Any]:
-    users_apply, user_where, user_error = _translate(user_filter, query.filter)
-    groups_apply, group_where, group_error = _translate(group_filter, query.filter)
+def _wheres(query: ListQuery, tenant_id: str) -> tuple[bool, Any, bool, Any]:
+    users_apply, user_where, user_error = _translate(user_filter, query.filter, tenant_id)
+    groups_apply, group_where, group_error = _translate(group_filter, query.filter, tenant_id)
     if not (users_apply or groups_apply):
         assert user_error is not None and group_error is not None
         raise ScimError.invalid_filter(
@@ -72,7 +74,8 @@ def search_resources(
             "sortBy is not supported on the root search; search /Users/.search or "
             "/Groups/.search to sort"
         )
-    users_apply, user_where, groups_apply, group_where = _wheres(query)
+    assert uow.tenant_id is not None  # searches run with a tenant's unit of work
+    users_apply, user_where, groups_apply, group_where = _wheres(query, uow.tenant_id)
     with uow.reading():
         if query.cursor is not None:
             page = _by_cursor(uow, query, users_apply, user_where, groups_apply, group_where)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from muster.db.filter_sql import user_filter, user_name_equality, user_order
+from muster.db.filter_sql import indexed_equality, user_filter, user_name_equality, user_order
 from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError, ScimType
@@ -148,18 +148,25 @@ def list_users(
 ) -> tuple[int, list[StoredUser]]:
     """Return (total matches, one page) for a filter, in creation order or by sortBy."""
     user_name = user_name_equality(query.filter)
-    where = user_filter(query.filter) if query.filter is not None and user_name is None else None
+    keyed = indexed_equality(query.filter) if query.sort_by is None else None
+    where = None
+    if query.filter is not None and user_name is None and keyed is None:
+        where = user_filter(query.filter, _tenant_of(uow))
     order = user_order(query.sort_by, query.sort_descending)
     with uow.reading():
+        found = None
         if user_name is not None:  # Okta's existence check, on its own prebuilt statement
             # (userName is unique: at most one match, so sortBy changes nothing)
-            total, page = uow.users.search_by_user_name(
+            found = uow.users.search_by_user_name(
                 user_name.lower(), offset=query.offset, limit=query.count
             )
-        else:
-            total, page = uow.users.search(
-                where, offset=query.offset, limit=query.count, order=order
-            )
+        elif keyed is not None:  # externalId / emails.value existence checks, also prebuilt
+            found = uow.users.search_by_key(*keyed, offset=query.offset, limit=query.count)
+        if found is None:
+            if keyed is not None and query.filter is not None:  # the page could not tell
+                where = user_filter(query.filter, _tenant_of(uow))
+            found = uow.users.search(where, offset=query.offset, limit=query.count, order=order)
+        total, page = found
         if with_groups:
             _attach_groups(uow, page)
     return total, page
@@ -169,7 +176,7 @@ def list_users_by_cursor(
     uow: UnitOfWork, query: ListQuery, *, with_groups: bool = True
 ) -> CursorPage[StoredUser]:
     """Return one page read by cursor (RFC 9865): the users after (or before) the cursor's key."""
-    where = user_filter(query.filter) if query.filter is not None else None
+    where = user_filter(query.filter, _tenant_of(uow)) if query.filter is not None else None
     order = user_order(query.sort_by, query.sort_descending)
     with uow.reading():
         page: CursorPage[StoredUser] = paging.seek_page(uow.users, "User", query, where, order)
@@ -314,3 +321,8 @@ def user_detail(uow: UnitOfWork, user_id: str, *, log_page: int = 1) -> UserDeta
         memberships = uow.console.groups_of_user(user_id)
     log = entries_page(uow, page=log_page, resource_id=user_id)
     return UserDetail(user, memberships, log)
+
+
+def _tenant_of(uow: UnitOfWork) -> str:
+    assert uow.tenant_id is not None  # list use cases always run with a tenant's unit of work
+    return uow.tenant_id
