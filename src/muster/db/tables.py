@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -179,3 +180,16 @@ class ProvisioningLogRow(Base):
     user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
     request_id: Mapped[str] = mapped_column(String(36))
     client_quirks: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class RateLimitRow(Base):
+    """One token's shared request count in one fixed rate-limit window (see rate_limits.py)."""
+
+    __tablename__ = "rate_limits"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    token_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix seconds
+    count: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,167 @@
+"""Metrics: Prometheus counters and histograms of requests, SCIM outcomes and the DB pool.
+
+Labels are bounded by design: a route *template* (`/scim/v2/Users/{id}`, never an id), a known
+method, a status code, and for provisioning outcomes the resource type, the operation and the
+outcome (`success`, a scimType, or the status). No label names a tenant or a token: with
+thousands of tenants every per-tenant label multiplies the series a Prometheus must keep (and
+a tenant's slug is customer data). A tenant's own outcomes are in its provisioning log
+(`muster log SLUG`), which is per tenant by construction.
+
+Several worker processes (`muster serve --workers N`) each count their own requests; with
+PROMETHEUS_MULTIPROC_DIR set (the CLI sets a temporary one per run) prometheus_client keeps
+each process's values in files there, and GET /metrics adds up all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# A SCIM request takes ~0.5-20 ms; a list of a big group can take seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+SCIM_PREFIX = "/scim/v2"
+_COLLECTIONS = {"Users": "User", "Groups": "Group"}
+_SINGLETONS = frozenset({"ServiceProviderConfig", "Bulk", "Me"})
+_DIRECTORIES = frozenset({"ResourceTypes", "Schemas"})
+UNMATCHED = "unmatched"
+_OPERATIONS = {
+    ("POST", False): "create",
+    ("GET", False): "list",
+    ("GET", True): "get",
+    ("PUT", True): "replace",
+    ("PATCH", True): "patch",
+    ("DELETE", True): "delete",
+}
+
+
+def scim_route(path: str) -> tuple[str, str | None, bool]:
+    """(route template, resource type or None, names one resource) of a /scim/v2 path."""
+    parts = path.split("/", 5)  # "", "scim", "v2", name, id, rest
+    name = parts[3] if len(parts) > 3 else ""
+    item = parts[4] if len(parts) > 4 else ""
+    if len(parts) > 5 and not (name in _DIRECTORIES and item):
+        return f"{SCIM_PREFIX}/{UNMATCHED}", None, False
+    if name in _COLLECTIONS:
+        resource_type = _COLLECTIONS[name]
+        if not item:
+            return f"{SCIM_PREFIX}/{name}", resource_type, False
+        if item == ".search":
+            return f"{SCIM_PREFIX}/{name}/.search", resource_type, False
+        return f"{SCIM_PREFIX}/{name}/{{id}}", resource_type, True
+    if name in _DIRECTORIES:
+        return (f"{SCIM_PREFIX}/{name}/{{id}}" if item else f"{SCIM_PREFIX}/{name}"), None, False
+    if name in _SINGLETONS and not item:
+        return f"{SCIM_PREFIX}/{name}", None, False
+    if not name:
+        return SCIM_PREFIX, None, False
+    return f"{SCIM_PREFIX}/{UNMATCHED}", None, False
+
+
+class Metrics:
+    """One app's metrics; its own registry, so each create_app (tests build many) starts at 0."""
+
+    def __init__(self) -> None:
+        self.is_multiprocess = MULTIPROCESS_DIR_ENV in os.environ
+        self.registry = CollectorRegistry()
+        # In multiprocess mode values live in the shared files and the scrape reads those.
+        registry = None if self.is_multiprocess else self.registry
+        self.requests = Counter(
+            "muster_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "muster_http_request_duration_seconds",
+            "Time from a request's arrival to its last response byte, by route template.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.scim_operations = Counter(
+            "muster_scim_operations",
+            "Provisioning operations on Users and Groups, by outcome: success, the scimType of "
+            "a rejection, or the status when there is none. Never by tenant (see the README).",
+            ["resource_type", "operation", "outcome"],
+            registry=registry,
+        )
+        # livesum: the sum over the worker processes alive now.
+        self.pool_checked_out = Gauge(
+            "muster_db_pool_checked_out",
+            "Database connections in use (held by a request or kept for the next one).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.pool_size = Gauge(
+            "muster_db_pool_size",
+            "Database connections each process keeps open, summed over processes "
+            "(each may open up to MUSTER_DB_MAX_OVERFLOW more under load).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        # Children by label values: prometheus_client's labels() costs more than the count.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._operation_children: dict[tuple[str, str, str], Any] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        if method not in _METHODS:
+            method = "other"
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_scim(
+        self, method: str, path: str, status: int, scim_type: str | None, seconds: float
+    ) -> None:
+        """Count one /scim/v2 request; on Users and Groups also its provisioning outcome."""
+        route, resource_type, is_item = scim_route(path)
+        self.observe_request(method, route, status, seconds)
+        if resource_type is None:
+            return
+        if route.endswith("/.search"):
+            operation = "search" if method == "POST" else "other"
+        else:
+            operation = _OPERATIONS.get((method, is_item), "other")
+        outcome = "success" if status < 400 else (scim_type or str(status))
+        key = (resource_type, operation, outcome)
+        child = self._operation_children.get(key)
+        if child is None:
+            child = self._operation_children[key] = self.scim_operations.labels(*key)
+        child.inc()
+
+    def observe_pool(self, checked_out: int) -> None:
+        self.pool_checked_out.set(checked_out)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every process's metrics."""
+        if self.is_multiprocess:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    def process_exited(self) -> None:
+        """Drop this process's live gauges from the shared files (at shutdown)."""
+        if self.is_multiprocess:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
