@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 
@@ -43,7 +44,10 @@ class RateLimitGate:
         if self._timer is None:
             # Like the log buffer: on the loop, between requests, never inside a request's
             # transaction (SQLite's write lock is held by one connection at a time).
-            self._timer = asyncio.get_running_loop().call_later(self._interval, self.sync)
+            # An empty context: the sync's own log lines belong to no request.
+            self._timer = asyncio.get_running_loop().call_later(
+                self._interval, self.sync, context=contextvars.Context()
+            )
 
     def sync(self) -> None:
         """Add this process's counts to the shared ones now."""

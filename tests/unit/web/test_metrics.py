@@ -1,0 +1,98 @@
+"""Route templates and the counting of requests and provisioning outcomes."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from muster.errors import ScimType
+from muster.web.metrics import Metrics, scim_route
+
+
+def _samples(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    found = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/scim/v2/Users", ("/scim/v2/Users", "User", False)),
+        ("/scim/v2/Users/2819c223-7f76-453a", ("/scim/v2/Users/{id}", "User", True)),
+        ("/scim/v2/Groups/abc", ("/scim/v2/Groups/{id}", "Group", True)),
+        ("/scim/v2/Groups/.search", ("/scim/v2/Groups/.search", "Group", False)),
+        ("/scim/v2/Users/", ("/scim/v2/Users", "User", False)),
+        ("/scim/v2/ServiceProviderConfig", ("/scim/v2/ServiceProviderConfig", None, False)),
+        ("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+         ("/scim/v2/Schemas/{id}", None, False)),
+        ("/scim/v2/ResourceTypes", ("/scim/v2/ResourceTypes", None, False)),
+        ("/scim/v2", ("/scim/v2", None, False)),
+        ("/scim/v2/Users/abc/extra", ("/scim/v2/unmatched", None, False)),
+        ("/scim/v2/Whatever-123", ("/scim/v2/unmatched", None, False)),
+        ("/scim/v2/Me/123", ("/scim/v2/unmatched", None, False)),
+    ],
+)
+def test_scim_route_is_a_template_never_an_id(
+    path: str, expected: tuple[str, str | None, bool]
+) -> None:
+    assert scim_route(path) == expected
+
+
+def test_requests_are_counted_by_method_route_and_status() -> None:
+    metrics = Metrics()
+    for user_id in ("a", "b", "c"):
+        metrics.observe_scim("GET", f"/scim/v2/Users/{user_id}", 200, None, 0.002)
+    metrics.observe_scim("GET", "/scim/v2/Users/d", 404, None, 0.001)
+
+    counts = _samples(metrics, "muster_http_requests_total")
+    assert counts == {
+        (("method", "GET"), ("route", "/scim/v2/Users/{id}"), ("status", "200")): 3.0,
+        (("method", "GET"), ("route", "/scim/v2/Users/{id}"), ("status", "404")): 1.0,
+    }
+    latency = _samples(metrics, "muster_http_request_duration_seconds_count")
+    assert latency == {(("method", "GET"), ("route", "/scim/v2/Users/{id}")): 4.0}
+    buckets = _samples(metrics, "muster_http_request_duration_seconds_bucket")
+    key = (("le", "0.0025"), ("method", "GET"), ("route", "/scim/v2/Users/{id}"))
+    assert buckets[key] == 4.0
+    key = (("le", "0.001"), ("method", "GET"), ("route", "/scim/v2/Users/{id}"))
+    assert buckets[key] == 1.0
+
+
+def test_provisioning_outcomes_name_the_scim_type_or_the_status_but_no_tenant() -> None:
+    metrics = Metrics()
+    metrics.observe_scim("POST", "/scim/v2/Users", 201, None, 0.003)
+    metrics.observe_scim("POST", "/scim/v2/Users", 409, ScimType.UNIQUENESS, 0.003)
+    metrics.observe_scim("POST", "/scim/v2/Users", 409, ScimType.UNIQUENESS, 0.003)
+    metrics.observe_scim("PATCH", "/scim/v2/Groups/g1", 204, None, 0.003)
+    metrics.observe_scim("POST", "/scim/v2/Groups/.search", 200, None, 0.003)
+    metrics.observe_scim("DELETE", "/scim/v2/Users/u1", 429, None, 0.001)
+    metrics.observe_scim("GET", "/scim/v2/ServiceProviderConfig", 200, None, 0.001)
+
+    outcomes = _samples(metrics, "muster_scim_operations_total")
+    assert outcomes == {
+        (("operation", "create"), ("outcome", "success"), ("resource_type", "User")): 1.0,
+        (("operation", "create"), ("outcome", "uniqueness"), ("resource_type", "User")): 2.0,
+        (("operation", "patch"), ("outcome", "success"), ("resource_type", "Group")): 1.0,
+        (("operation", "search"), ("outcome", "success"), ("resource_type", "Group")): 1.0,
+        (("operation", "delete"), ("outcome", "429"), ("resource_type", "User")): 1.0,
+    }
+
+
+def test_unknown_methods_share_one_label() -> None:
+    metrics = Metrics()
+    metrics.observe_request("BREW", "/healthz", 405, 0.0001)
+    metrics.observe_request("PROPFIND", "/healthz", 405, 0.0001)
+
+    counts = _samples(metrics, "muster_http_requests_total")
+    assert counts == {(("method", "other"), ("route", "/healthz"), ("status", "405")): 2.0}
+
+
+def test_each_app_has_its_own_metrics() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe_request("GET", "/healthz", 200, 0.0001)
+
+    assert _samples(second, "muster_http_requests_total") == {}
