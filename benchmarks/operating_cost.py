@@ -37,6 +37,7 @@ CASES = [
      "metrics.observe_scim('GET', '/scim/v2/Users/2819c223-7f76', 200, None, 0.002)"),
     ("metrics.observe_scim, a 409 uniqueness on POST /Users",
      "metrics.observe_scim('POST', '/scim/v2/Users', 409, ScimType.UNIQUENESS, 0.002)"),
+    ("metrics.observe_pool (at each pool checkout and checkin)", "metrics.observe_pool(3)"),
     ("request_ids.begin, no incoming id", "request_ids.begin(None)"),
     ("request_ids.begin, a sane incoming id",
      "request_ids.begin(b'2819c223-7f76-453a-919d-413861904646')"),
@@ -47,9 +48,9 @@ CASES = [
 def main() -> None:
     mode = "multiprocess" if "PROMETHEUS_MULTIPROC_DIR" in os.environ else "one process"
     for label, statement in CASES:
-        if "metrics" not in statement and mode == "multiprocess":
+        if "metrics." not in statement and mode == "multiprocess":
             continue
-        suffix = f" [{mode}]" if "metrics" in statement else ""
+        suffix = f" [{mode}]" if "metrics." in statement else ""
         print(f"{_best(statement, SETUP):7.2f} µs  {label}{suffix}")
     if mode == "one process":
         with tempfile.TemporaryDirectory(prefix="muster-metrics-") as directory:

@@ -19,7 +19,12 @@ import orjson
 request_id_var: ContextVar[str | None] = ContextVar("muster_request_id", default=None)
 
 # LogRecord's own attributes; anything else on a record came from `extra=` and is logged too.
-_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# (uvicorn adds color_message, the message again with terminal colours.)
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 

@@ -34,10 +34,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 SCIM_PREFIX = "/scim/v2"
-_COLLECTIONS = {"Users": "User", "Groups": "Group"}
-_SINGLETONS = frozenset({"ServiceProviderConfig", "Bulk", "Me"})
-_DIRECTORIES = frozenset({"ResourceTypes", "Schemas"})
 UNMATCHED = "unmatched"
+_SCIM_UNMATCHED = (f"{SCIM_PREFIX}/{UNMATCHED}", None, False)
 _OPERATIONS = {
     ("POST", False): "create",
     ("GET", False): "list",
@@ -46,29 +44,39 @@ _OPERATIONS = {
     ("PATCH", True): "patch",
     ("DELETE", True): "delete",
 }
+Route = tuple[str, str | None, bool]  # template, resource type (Users/Groups only), one resource
+# Built once: a request looks its template up instead of formatting one.
+_COLLECTION_ROUTES: dict[str, Route] = {
+    name: (f"{SCIM_PREFIX}/{name}", resource_type, False)
+    for name, resource_type in (("Users", "User"), ("Groups", "Group"))
+}
+_SEARCH_ROUTES: dict[str, Route] = {
+    name: (f"{route[0]}/.search", route[1], False) for name, route in _COLLECTION_ROUTES.items()
+}
+_ITEM_ROUTES: dict[str, Route] = {
+    name: (f"{route[0]}/{{id}}", route[1], True) for name, route in _COLLECTION_ROUTES.items()
+}
+for _name in ("ResourceTypes", "Schemas"):
+    _COLLECTION_ROUTES[_name] = (f"{SCIM_PREFIX}/{_name}", None, False)
+    _ITEM_ROUTES[_name] = (f"{SCIM_PREFIX}/{_name}/{{id}}", None, False)
+for _name in ("ServiceProviderConfig", "Bulk", "Me", ""):
+    _COLLECTION_ROUTES[_name] = (f"{SCIM_PREFIX}/{_name}".rstrip("/"), None, False)
+_NESTED_IDS = frozenset({"Schemas"})  # a schema id may contain "/" (the route takes a :path)
 
 
-def scim_route(path: str) -> tuple[str, str | None, bool]:
+def scim_route(path: str) -> Route:
     """(route template, resource type or None, names one resource) of a /scim/v2 path."""
     parts = path.split("/", 5)  # "", "scim", "v2", name, id, rest
-    name = parts[3] if len(parts) > 3 else ""
-    item = parts[4] if len(parts) > 4 else ""
-    if len(parts) > 5 and not (name in _DIRECTORIES and item):
-        return f"{SCIM_PREFIX}/{UNMATCHED}", None, False
-    if name in _COLLECTIONS:
-        resource_type = _COLLECTIONS[name]
-        if not item:
-            return f"{SCIM_PREFIX}/{name}", resource_type, False
-        if item == ".search":
-            return f"{SCIM_PREFIX}/{name}/.search", resource_type, False
-        return f"{SCIM_PREFIX}/{name}/{{id}}", resource_type, True
-    if name in _DIRECTORIES:
-        return (f"{SCIM_PREFIX}/{name}/{{id}}" if item else f"{SCIM_PREFIX}/{name}"), None, False
-    if name in _SINGLETONS and not item:
-        return f"{SCIM_PREFIX}/{name}", None, False
-    if not name:
-        return SCIM_PREFIX, None, False
-    return f"{SCIM_PREFIX}/{UNMATCHED}", None, False
+    count = len(parts)
+    name = parts[3] if count > 3 else ""
+    item = parts[4] if count > 4 else ""
+    if not item:
+        return _COLLECTION_ROUTES.get(name, _SCIM_UNMATCHED)
+    if count > 5 and name not in _NESTED_IDS:
+        return _SCIM_UNMATCHED
+    if item == ".search":
+        return _SEARCH_ROUTES.get(name, _SCIM_UNMATCHED)
+    return _ITEM_ROUTES.get(name, _SCIM_UNMATCHED)
 
 
 class Metrics:
@@ -115,12 +123,18 @@ class Metrics:
         )
         # Children by label values: prometheus_client's labels() costs more than the count.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._operation_children: dict[tuple[str, str, str], Any] = {}
+        # A SCIM request's three children at once, by (method, route, status, scimType).
+        self._scim_children: dict[tuple[str, Route, int, str | None], tuple[Any, Any, Any]] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
         if method not in _METHODS:
             method = "other"
+        requests, latency = self._request_children_of(method, route, status)
+        requests.inc()
+        latency.observe(seconds)
+
+    def _request_children_of(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         key = (method, route, status)
         children = self._request_children.get(key)
         if children is None:
@@ -128,27 +142,38 @@ class Metrics:
                 self.requests.labels(method, route, str(status)),
                 self.latency.labels(method, route),
             )
-        children[0].inc()
-        children[1].observe(seconds)
+        return children
 
     def observe_scim(
         self, method: str, path: str, status: int, scim_type: str | None, seconds: float
     ) -> None:
         """Count one /scim/v2 request; on Users and Groups also its provisioning outcome."""
-        route, resource_type, is_item = scim_route(path)
-        self.observe_request(method, route, status, seconds)
+        if method not in _METHODS:
+            method = "other"
+        route = scim_route(path)
+        key = (method, route, status, scim_type)
+        children = self._scim_children.get(key)
+        if children is None:
+            children = self._scim_children[key] = self._children_of(*key)
+        requests, latency, operation = children
+        requests.inc()
+        latency.observe(seconds)
+        if operation is not None:
+            operation.inc()
+
+    def _children_of(
+        self, method: str, route: Route, status: int, scim_type: str | None
+    ) -> tuple[Any, Any, Any]:
+        template, resource_type, is_item = route
+        requests, latency = self._request_children_of(method, template, status)
         if resource_type is None:
-            return
-        if route.endswith("/.search"):
+            return requests, latency, None
+        if template.endswith("/.search"):
             operation = "search" if method == "POST" else "other"
         else:
             operation = _OPERATIONS.get((method, is_item), "other")
         outcome = "success" if status < 400 else (scim_type or str(status))
-        key = (resource_type, operation, outcome)
-        child = self._operation_children.get(key)
-        if child is None:
-            child = self._operation_children[key] = self.scim_operations.labels(*key)
-        child.inc()
+        return requests, latency, self.scim_operations.labels(resource_type, operation, outcome)
 
     def observe_pool(self, checked_out: int) -> None:
         self.pool_checked_out.set(checked_out)
