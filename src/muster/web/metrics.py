@@ -15,6 +15,7 @@ each process's values in files there, and GET /metrics adds up all of them.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from prometheus_client import (
@@ -26,6 +27,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from muster.errors import ScimError
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -145,13 +148,15 @@ class Metrics:
         return children
 
     def observe_scim(
-        self, method: str, path: str, status: int, scim_type: str | None, seconds: float
+        self, method: str, path: str, status: int, error: ScimError | None, started: float
     ) -> None:
-        """Count one /scim/v2 request; on Users and Groups also its provisioning outcome."""
+        """Count one /scim/v2 request that began at perf_counter() `started`; on Users and
+        Groups also its provisioning outcome."""
+        seconds = time.perf_counter() - started
         if method not in _METHODS:
             method = "other"
         route = scim_route(path)
-        key = (method, route, status, scim_type)
+        key = (method, route, status, error.scim_type if error is not None else None)
         children = self._scim_children.get(key)
         if children is None:
             children = self._scim_children[key] = self._children_of(*key)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from muster.errors import ScimType
+from muster.errors import ScimError
 from muster.web.metrics import Metrics, scim_route
+
+
+def _ago(seconds: float) -> float:
+    """A perf_counter() reading `seconds` ago."""
+    return time.perf_counter() - seconds
 
 
 def _samples(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -45,8 +52,8 @@ def test_scim_route_is_a_template_never_an_id(
 def test_requests_are_counted_by_method_route_and_status() -> None:
     metrics = Metrics()
     for user_id in ("a", "b", "c"):
-        metrics.observe_scim("GET", f"/scim/v2/Users/{user_id}", 200, None, 0.002)
-    metrics.observe_scim("GET", "/scim/v2/Users/d", 404, None, 0.001)
+        metrics.observe_scim("GET", f"/scim/v2/Users/{user_id}", 200, None, _ago(0.002))
+    metrics.observe_scim("GET", "/scim/v2/Users/d", 404, None, _ago(0.0005))
 
     counts = _samples(metrics, "muster_http_requests_total")
     assert counts == {
@@ -64,13 +71,14 @@ def test_requests_are_counted_by_method_route_and_status() -> None:
 
 def test_provisioning_outcomes_name_the_scim_type_or_the_status_but_no_tenant() -> None:
     metrics = Metrics()
-    metrics.observe_scim("POST", "/scim/v2/Users", 201, None, 0.003)
-    metrics.observe_scim("POST", "/scim/v2/Users", 409, ScimType.UNIQUENESS, 0.003)
-    metrics.observe_scim("POST", "/scim/v2/Users", 409, ScimType.UNIQUENESS, 0.003)
-    metrics.observe_scim("PATCH", "/scim/v2/Groups/g1", 204, None, 0.003)
-    metrics.observe_scim("POST", "/scim/v2/Groups/.search", 200, None, 0.003)
-    metrics.observe_scim("DELETE", "/scim/v2/Users/u1", 429, None, 0.001)
-    metrics.observe_scim("GET", "/scim/v2/ServiceProviderConfig", 200, None, 0.001)
+    metrics.observe_scim("POST", "/scim/v2/Users", 201, None, _ago(0.003))
+    conflict = ScimError.uniqueness("userName")
+    metrics.observe_scim("POST", "/scim/v2/Users", 409, conflict, _ago(0.003))
+    metrics.observe_scim("POST", "/scim/v2/Users", 409, conflict, _ago(0.003))
+    metrics.observe_scim("PATCH", "/scim/v2/Groups/g1", 204, None, _ago(0.003))
+    metrics.observe_scim("POST", "/scim/v2/Groups/.search", 200, None, _ago(0.003))
+    metrics.observe_scim("DELETE", "/scim/v2/Users/u1", 429, None, _ago(0.001))
+    metrics.observe_scim("GET", "/scim/v2/ServiceProviderConfig", 200, None, _ago(0.001))
 
     outcomes = _samples(metrics, "muster_scim_operations_total")
     assert outcomes == {

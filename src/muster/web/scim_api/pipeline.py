@@ -128,13 +128,8 @@ class ScimPipeline:
             if principal is not None and principal.is_use_stale:
                 self._record_token_use(principal)
             self._record(scope, headers, context, status or 500, authorization, started)
-            failure = context.error
             self.wiring.metrics.observe_scim(
-                scope["method"],
-                scope["path"],
-                status or 500,
-                failure.scim_type if failure is not None else None,
-                time.perf_counter() - started,
+                scope["method"], scope["path"], status or 500, context.error, started
             )
 
     def _record_token_use(self, principal: Principal) -> None:
