@@ -268,18 +268,19 @@ def test_metrics_add_up_every_worker_and_their_files_go_at_exit(tmp_path: Path) 
         assert len(list(scratch.glob("muster-metrics-*"))) == 1
         for _ in range(12):
             assert _get(f"{base}{USERS}?count=1", token)[0] == 200
-        # Both workers must be up for the pool gauge to add up; each keeps 10 connections.
+        # Both workers must be up for the pool gauge to add up (each keeps 10 connections), and
+        # a request is counted just after its response went out, so poll until both settle.
+        key = (("method", "GET"), ("route", USERS), ("status", "200"))
         deadline = time.monotonic() + 60
         while True:
             scrapes = [_get(f"{base}/metrics")[1].decode() for _ in range(6)]
             sizes = {_samples(s, "muster_db_pool_size")[()] for s in scrapes}
-            if sizes == {20.0} or time.monotonic() > deadline:
+            counts = {_samples(s, "muster_http_requests_total")[key] for s in scrapes}
+            if (sizes, counts) == ({20.0}, {12.0}) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert sizes == {20.0}
-        key = (("method", "GET"), ("route", USERS), ("status", "200"))
-        # Whichever worker answers the scrape, it reports all 12 requests.
-        assert {_samples(s, "muster_http_requests_total")[key] for s in scrapes} == {12.0}
+        # Whichever worker answers the scrape, it reports both pools and all 12 requests.
+        assert (sizes, counts) == ({20.0}, {12.0})
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=60)
