@@ -36,6 +36,11 @@ from muster.web import request_ids
 from muster.services.rate_limits import RateLimiter
 metrics = Metrics()
 limiter = RateLimiter(limit=10**12, window_seconds=60)
+paths = [f'/scim/v2/{kind}/{n}' for kind in ('Users', 'Groups') for n in range(5)]
+def ten_then_fold():
+    for status, path in enumerate(paths):
+        metrics.observe_scim('GET', path, 200 + status, None, perf_counter() - 0.002)
+    metrics.fold()
 """
 
 CASES = [
@@ -44,6 +49,8 @@ CASES = [
      "metrics.observe_scim('GET', '/scim/v2/Users/2819c2', 200, None, perf_counter() - 0.002)"),
     ("metrics.observe_scim, a 409 uniqueness on POST /Users",
      "metrics.observe_scim('POST', '/scim/v2/Users', 409, conflict, perf_counter() - 0.002)"),
+    ("10 requests of 10 label sets, then metrics.fold() (at most once a second)",
+     "ten_then_fold()"),
     ("metrics.observe_pool (at each pool checkout and checkin)", "metrics.observe_pool(3)"),
     ("request_ids.begin, no incoming id", "request_ids.begin(None)"),
     ("request_ids.begin, a sane incoming id",
@@ -55,9 +62,10 @@ CASES = [
 def main() -> None:
     mode = "multiprocess" if "PROMETHEUS_MULTIPROC_DIR" in os.environ else "one process"
     for label, statement in CASES:
-        if "metrics." not in statement and mode == "multiprocess":
+        is_metrics = "metrics." in statement or "fold" in statement
+        if not is_metrics and mode == "multiprocess":
             continue
-        suffix = f" [{mode}]" if "metrics." in statement else ""
+        suffix = f" [{mode}]" if is_metrics else ""
         print(f"{_best(statement, SETUP):7.2f} µs  {label}{suffix}")
     if mode == "one process":
         with tempfile.TemporaryDirectory(prefix="muster-metrics-") as directory:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from muster.errors import ScimError
+from muster.web import metrics as metrics_module
 from muster.web.metrics import Metrics, scim_route
 
 
@@ -17,8 +20,12 @@ def _ago(seconds: float) -> float:
 
 
 def _samples(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return _samples_of(metrics.render().decode(), name)
+
+
+def _samples_of(exposition: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     found = {}
-    for family in text_string_to_metric_families(metrics.render().decode()):
+    for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             if sample.name == name:
                 found[tuple(sorted(sample.labels.items()))] = sample.value
@@ -104,3 +111,30 @@ def test_each_app_has_its_own_metrics() -> None:
     first.observe_request("GET", "/healthz", 200, 0.0001)
 
     assert _samples(second, "muster_http_requests_total") == {}
+
+
+def test_a_server_folds_its_tallies_on_a_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics_module, "FOLD_SECONDS", 0.01)
+    metrics = Metrics()
+
+    async def serve() -> None:
+        metrics.observe_request("GET", "/healthz", 200, 0.0001)
+        metrics.observe_scim("GET", "/scim/v2/Users/u1", 200, None, _ago(0.002))
+        await asyncio.sleep(0.1)
+
+    asyncio.run(serve())
+
+    # Read the registry as it is, without render()'s own fold.
+    exposition = generate_latest(metrics.registry).decode()
+    counts = _samples_of(exposition, "muster_http_requests_total")
+    assert counts[(("method", "GET"), ("route", "/healthz"), ("status", "200"))] == 1
+    assert counts[(("method", "GET"), ("route", "/scim/v2/Users/{id}"), ("status", "200"))] == 1
+
+
+def test_a_latency_on_a_bucket_bound_falls_in_that_bucket() -> None:
+    metrics = Metrics()
+    metrics.observe_request("GET", "/healthz", 200, 0.001)
+
+    buckets = _samples(metrics, "muster_http_request_duration_seconds_bucket")
+
+    assert buckets[(("le", "0.001"), ("method", "GET"), ("route", "/healthz"))] == 1
