@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     rate_limit_sync_seconds: float = Field(
         0.1,
         ge=0,
-        description="How often each process adds its counts to the shared ones (0: each request).",
+        description="How often each process adds its counts to the shared ones (0: after each).",
     )
     db_pool_size: int = Field(5, ge=1, description="PostgreSQL: connections kept per process.")
     db_max_overflow: int = Field(
