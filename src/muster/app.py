@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -16,7 +17,9 @@ from muster.config import Settings
 from muster.services.database import Database
 from muster.web.asgi import MusterApp
 from muster.web.console.routes import attach_console, console_routes
+from muster.web.metrics import Metrics
 from muster.web.scim_api.routes import scim_app
+from muster.web.telemetry import SiteTelemetry, metrics_endpoint
 from muster.web.wiring import Wiring
 
 
@@ -43,8 +46,15 @@ def create_app(
     """Build Muster's web application; the database must already be migrated."""
     settings = settings or Settings()
     database = database or Database(settings, engine=engine)
+    metrics = Metrics()
+    pool_size = database.watch_pool(metrics.observe_pool)
+    if pool_size is not None:
+        metrics.pool_size.set(pool_size)
     wiring = Wiring(
-        settings=settings, uow_factory=database.uow, request_uow_factory=database.request_uow
+        settings=settings,
+        uow_factory=database.uow,
+        request_uow_factory=database.request_uow,
+        metrics=metrics,
     )
     scim = scim_app(wiring)
 
@@ -56,6 +66,8 @@ def create_app(
         gc.freeze()
         yield
         scim.log_buffer.flush()  # the last batch of provisioning log entries
+        scim.rate_limits.sync()
+        metrics.process_exited()
         database.close_idle_connections()
 
     site = Starlette(
@@ -64,7 +76,9 @@ def create_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/", lambda request: RedirectResponse("/console/"), methods=["GET"]),
             *console_routes(),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
+        middleware=[Middleware(SiteTelemetry, metrics=metrics)],
         lifespan=lifespan,
     )
     site.state.wiring = wiring

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
 
@@ -12,6 +15,7 @@ import click
 
 from muster.config import Settings
 from muster.errors import ScimError
+from muster.process_logs import logging_config
 from muster.services import admins, api_tokens, groups, provisioning_log, tenants, users
 from muster.services.database import Database, UnitOfWork
 from muster.services.tenants import PLANS
@@ -106,13 +110,38 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
         "http": CoalescingHttpToolsProtocol,
         "server_header": False,
         "timeout_graceful_shutdown": 30,  # SIGTERM: finish in-flight requests, then exit
+        # Process logs as JSON lines (or text) on stderr, uvicorn's own included.
+        "log_config": logging_config(ctx.settings.log_format, ctx.settings.log_level),
+        # A worker answers uvicorn's health pings only once it has imported Muster, which on a
+        # loaded machine takes longer than the default 5 s; it would be killed and respawned.
+        "timeout_worker_healthcheck": 30,
     }
     if workers == 1:
         uvicorn.run(create_app(ctx.settings, database=ctx.database), **options)
     else:
         # Each worker process imports the factory and reads the same MUSTER_* environment.
         ctx.database.dispose()
-        uvicorn.run("muster.app:create_app", factory=True, workers=workers, **options)
+        with _metrics_directory():
+            uvicorn.run("muster.app:create_app", factory=True, workers=workers, **options)
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """A fresh directory where the workers keep their metrics (prometheus_client's
+    multiprocess mode), removed at exit; one set by the operator is left alone."""
+    from muster.web.metrics import MULTIPROCESS_DIR_ENV
+
+    if os.environ.get(MULTIPROCESS_DIR_ENV):
+        yield
+        return
+    # Fresh for each run: values left by an earlier run's processes would be added in.
+    directory = tempfile.mkdtemp(prefix="muster-metrics-")
+    os.environ[MULTIPROCESS_DIR_ENV] = directory  # the workers inherit it and read it at import
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROCESS_DIR_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @main.group()

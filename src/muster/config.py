@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,4 +41,28 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(5000, description="How long SQLite waits for a lock.")
     create_demo_tenant: bool = Field(
         True, description="On the first `muster serve` against an empty database, add `demo`."
+    )
+    # Operating Muster (README "Operating Muster").
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Process logs on stderr: one JSON object per line, or plain text."
+    )
+    log_level: str = Field("INFO", description="Level of the process logs on stderr.")
+    rate_limit_requests: int = Field(
+        6000, ge=0, description="SCIM requests per token per window (0: no limit)."
+    )
+    rate_limit_window_seconds: int = Field(60, ge=1, description="The rate limit's window.")
+    rate_limit_sync_seconds: float = Field(
+        0.1,
+        ge=0,
+        description="How often each process adds its counts to the shared ones (0: after each).",
+    )
+    db_pool_size: int = Field(5, ge=1, description="PostgreSQL: connections kept per process.")
+    db_max_overflow: int = Field(
+        10, ge=0, description="PostgreSQL: extra connections opened under load, per process."
+    )
+    db_pool_timeout: float = Field(
+        30, gt=0, description="PostgreSQL: seconds to wait for a free connection."
+    )
+    db_statement_timeout_ms: int = Field(
+        0, ge=0, description="PostgreSQL: cancel any statement running longer (0: never)."
     )

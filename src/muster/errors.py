@@ -25,6 +25,8 @@ class ScimType(StrEnum):
 class ScimError(Exception):
     """An RFC 7644 §3.12 error. Any layer may raise it; only web/ renders it."""
 
+    retry_after: int | None = None  # seconds, sent as Retry-After (429)
+
     def __init__(self, status: int, detail: str, scim_type: ScimType | None = None) -> None:
         super().__init__(detail)
         self.status, self.detail, self.scim_type = status, detail, scim_type
@@ -89,6 +91,13 @@ class ScimError(Exception):
     @classmethod
     def payload_too_large(cls, limit: int) -> Self:
         return cls(413, f"request body is larger than the {limit} bytes accepted")
+
+    @classmethod
+    def too_many_requests(cls, detail: str, *, retry_after: int) -> Self:
+        """429 (RFC 6585 §4); RFC 7644 §3.12 has no scimType for it."""
+        error = cls(429, detail)
+        error.retry_after = retry_after
+        return error
 
     @classmethod
     def not_implemented(cls, detail: str) -> Self:

@@ -23,8 +23,19 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000) -> Engine:
-    """Create the Engine; SQLite files get WAL, foreign keys and BEGIN IMMEDIATE for writes."""
+def make_engine(
+    url: str,
+    *,
+    sqlite_busy_timeout_ms: int = 5000,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_timeout: float = 30,
+    statement_timeout_ms: int = 0,
+) -> Engine:
+    """Create the Engine; SQLite files get WAL, foreign keys and BEGIN IMMEDIATE for writes.
+
+    The pool and statement-timeout arguments apply to PostgreSQL; SQLite has its busy timeout.
+    """
     url = normalise_url(url)
     parsed = make_url(url)
     kwargs: dict[str, Any] = {
@@ -49,6 +60,13 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000) -> Engine:
         _install_sqlite_hooks(engine, in_memory=in_memory, busy_timeout_ms=sqlite_busy_timeout_ms)
         return engine
     kwargs["pool_pre_ping"] = True
+    kwargs["pool_size"] = pool_size
+    kwargs["max_overflow"] = max_overflow
+    kwargs["pool_timeout"] = pool_timeout
+    if statement_timeout_ms > 0:
+        # Set at connect, so it costs nothing per statement and holds for every session;
+        # the server cancels a runaway query instead of letting it hold a connection forever.
+        kwargs["connect_args"] = {"options": f"-c statement_timeout={int(statement_timeout_ms)}"}
     return create_engine(url, **kwargs)
 
 

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,6 +23,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to the given revision (the newest by default)."""
     config = _config()
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # A migration may rewrite a large table: MUSTER_DB_STATEMENT_TIMEOUT_MS is for
+            # requests. LOCAL: the pooled connection keeps its timeout after this transaction.
+            connection.execute(text("SET LOCAL statement_timeout = 0"))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
         connection.commit()

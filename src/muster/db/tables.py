@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -262,3 +263,16 @@ class SamlSettingsRow(Base):
     certificate_not_after: Mapped[datetime] = mapped_column(DateTime)
     metadata_xml: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RateLimitRow(Base):
+    """One token's shared request count in one fixed rate-limit window (see rate_limits.py)."""
+
+    __tablename__ = "rate_limits"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    token_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix seconds
+    count: Mapped[int] = mapped_column(Integer)

@@ -14,6 +14,7 @@ from muster.db.console_repositories import (
     IdentityProviderRepository,
 )
 from muster.db.engine import BEGIN_KEY, driver_begin, driver_end
+from muster.db.rate_limits import RateLimitRepository
 from muster.db.repositories import (
     ApiTokenRepository,
     GroupRepository,
@@ -156,6 +157,10 @@ class UnitOfWork:
     @property
     def tenants(self) -> TenantRepository:
         return TenantRepository(self._connection())
+
+    @property
+    def rate_limits(self) -> RateLimitRepository:
+        return RateLimitRepository(self._connection())
 
     @property
     def tokens(self) -> ApiTokenRepository:

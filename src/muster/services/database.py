@@ -6,11 +6,14 @@ out; an Engine passes through it only as an opaque handle (tests build one per d
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import Engine
 
 from muster.config import Settings
 from muster.db import schema
 from muster.db.engine import make_engine
+from muster.db.pool_usage import watch_pool
 from muster.db.unit_of_work import ConnectionShelf, UnitOfWork
 
 __all__ = ["Database", "UnitOfWork"]
@@ -20,8 +23,14 @@ class Database:
     """One process's connection to Muster's database."""
 
     def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+        self._owns_engine = engine is None
         self.engine = engine or make_engine(
-            settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+            settings.database_url,
+            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         # Fewer than the pool's 5 connections, leaving room for log writes and CLI-style units.
         # SQLite only: a PostgreSQL connection idle on the shelf could have been dropped by the
@@ -52,6 +61,13 @@ class Database:
         if self._head is None:
             self._head = schema.head_revision()
         return schema.current_revision(self.engine) == self._head
+
+    def watch_pool(self, on_change: Callable[[int], None]) -> int | None:
+        """Report the connections in use as they change; return the pool's size (or None)."""
+        if not self._owns_engine:
+            # An engine handed in (tests share one across many apps) would pile up listeners.
+            return None
+        return watch_pool(self.engine, on_change)
 
     def close_idle_connections(self) -> None:
         """Close the connections kept between requests (at shutdown)."""

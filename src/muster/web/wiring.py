@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from muster.config import Settings
 from muster.services.database import UnitOfWork
+from muster.web.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,3 +18,4 @@ class Wiring:
     uow_factory: Callable[[str | None], UnitOfWork]
     # A unit of work that keeps its connection for a whole request; the caller closes it.
     request_uow_factory: Callable[[str | None], UnitOfWork]
+    metrics: Metrics = field(default_factory=Metrics)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -17,8 +16,10 @@ from muster.services import api_tokens, provisioning_log
 from muster.services.api_tokens import Principal
 from muster.services.clock import utcnow
 from muster.services.database import UnitOfWork
+from muster.web import request_ids
 from muster.web.scim_api.auth import authenticate, claimed_tenant
 from muster.web.scim_api.log_buffer import LogBuffer
+from muster.web.scim_api.rate_limiting import RateLimitGate
 from muster.web.scim_api.responses import error_response
 from muster.web.wiring import Wiring
 
@@ -59,6 +60,7 @@ class ScimPipeline:
         self.app = app
         self.wiring = wiring
         self.log_buffer = LogBuffer(wiring)
+        self.rate_limits = RateLimitGate(wiring)
         self._body_limit = wiring.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,7 +69,7 @@ class ScimPipeline:
             return
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        request_id = secrets.token_hex(8)
+        request_id = request_ids.begin(headers.get(request_ids.HEADER))
         context = ScimContext(
             request_id, _base_url(scope, headers, self.wiring.settings.public_url)
         )
@@ -103,6 +105,7 @@ class ScimPipeline:
                 # No tenant in the token: authentication fails before touching the database.
                 principal = authenticate(authorization, uow or self.wiring.uow_factory(None))
                 context.tenant_id = principal.tenant_id
+                self.rate_limits.admit(principal)
                 await self.app(scope, receive, send_with_id)
             except HTTPException as error:  # routing: unknown path or method
                 context.error = _routing_error(error, scope)
@@ -115,18 +118,21 @@ class ScimPipeline:
                     scope["path"],
                     request_id,
                 )
-                context.error = ScimError(500, f"internal error; quote request id {request_id}")
+                context.error = ScimError(500, "internal error")  # the request id follows
             if context.error is not None:
                 if uow is not None:
                     uow.close()  # roll back and let go of any lock before waiting on the network
                 if status == 0:  # a streamed body that failed midway can only be cut short
-                    await error_response(context.error)(scope, receive, send_with_id)
+                    await error_response(context.error, request_id)(scope, receive, send_with_id)
         finally:
             if uow is not None:
                 uow.close()
             if principal is not None and principal.is_use_stale:
                 self._record_token_use(principal)
             self._record(scope, headers, context, status or 500, authorization, started)
+            self.wiring.metrics.observe_scim(
+                scope["method"], scope["path"], status or 500, context.error, started
+            )
 
     def _record_token_use(self, principal: Principal) -> None:
         try:

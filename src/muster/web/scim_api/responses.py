@@ -84,17 +84,22 @@ def scim_response(
     return ScimResponse(body, status_code=status, headers=headers)
 
 
-def error_body(error: ScimError) -> dict[str, Any]:
+def error_body(error: ScimError, request_id: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"schemas": [ERROR_URN], "status": str(error.status)}
     if error.scim_type is not None:
         body["scimType"] = error.scim_type.value
-    body["detail"] = error.detail
+    # IdPs show `detail` to the admin (Okta's task list); with the id they can quote it to us.
+    body["detail"] = (
+        f"{error.detail} (request id: {request_id})" if request_id is not None else error.detail
+    )
     return body
 
 
-def error_response(error: ScimError) -> ScimResponse:
+def error_response(error: ScimError, request_id: str | None = None) -> ScimResponse:
     """Render a ScimError; 401s tell the client to use a bearer token (RFC 6750 §3)."""
     headers = {}
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="muster-scim"'
-    return ScimResponse(error_body(error), status_code=error.status, headers=headers)
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    return ScimResponse(error_body(error, request_id), status_code=error.status, headers=headers)

@@ -1,0 +1,33 @@
+"""Request ids: accept a sane incoming X-Request-Id or make one, and mark it for the logs."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from muster.process_logs import request_id_var
+
+HEADER = b"x-request-id"
+# What a load balancer or IdP may hand us and we will echo: a UUID (36), nginx's $request_id
+# (32 hex) and the like. Anything longer or with other characters is replaced, never echoed:
+# it would land in logs, response headers and the provisioning log (request_id is 36 wide).
+MAX_LENGTH = 36
+_SANE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,%d}" % (MAX_LENGTH - 1))
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def accept(incoming: bytes | None) -> str:
+    """The incoming id when it is sane, a new one otherwise."""
+    if incoming is not None and _SANE.fullmatch(incoming):
+        return incoming.decode("ascii")
+    return new_request_id()
+
+
+def begin(incoming: bytes | None) -> str:
+    """Fix the id of the request now starting (its log lines carry it too) and return it."""
+    request_id = accept(incoming)
+    request_id_var.set(request_id)
+    return request_id
