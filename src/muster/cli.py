@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -103,8 +104,15 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
         "loop": "auto",
         "http": "auto",
         "timeout_graceful_shutdown": 30,  # SIGTERM: finish in-flight requests, then exit
+        # A spawned worker must answer the parent's ping within this; uvicorn's 5 s default
+        # killed and respawned workers forever on a busy host, where importing takes longer.
+        "timeout_worker_healthcheck": 30,
     }
     if workers == 1:
+        # uvicorn drains on SIGTERM, then raises the signal again under the handler it found:
+        # make that a clean exit (0) rather than death by signal (143), which orchestrators
+        # report as a failure.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(create_app(ctx.settings, database=ctx.database), **options)
     else:
         # Each worker process imports the factory and reads the same MUSTER_* environment.

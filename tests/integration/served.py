@@ -122,7 +122,16 @@ class MusterServer:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 90) -> None:
+        """Wait for /readyz (worker processes start slowly on a busy machine); on failure the
+        server is killed so that no process outlives the test."""
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while True:
@@ -164,7 +173,8 @@ class MusterServer:
 
     def client(self, token: str, **kwargs: Any) -> httpx2.Client:
         headers = {**OKTA_HEADERS, "Authorization": f"Bearer {token}"}
-        return httpx2.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return httpx2.Client(base_url=self.base_url, headers=headers, **kwargs)
 
 
 def in_parallel(count: int, work: Callable[[int], Any], *, timeout: float = 60) -> list[Any]:
