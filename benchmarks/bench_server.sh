@@ -29,7 +29,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-export MUSTER_DATABASE_URL="sqlite:///$WORK/bench.db"  # sqlite:////tmp/muster-NAME.XXX/bench.db
+# MUSTER_BENCH_DATABASE_URL: an empty database of your own instead (PostgreSQL: the URL that
+# scripts/postgres.sh prints); DB_CPU_MATCH then names it, to find its PostgreSQL backends.
+export MUSTER_DATABASE_URL="${MUSTER_BENCH_DATABASE_URL:-sqlite:///$WORK/bench.db}"
+DB_CPU_MATCH=""
+if [[ "$MUSTER_DATABASE_URL" == postgres* ]]; then
+    db_name="${MUSTER_DATABASE_URL##*/}"
+    DB_CPU_MATCH=" ${db_name%%\?*} "  # backends are titled "postgres: USER DB HOST(PORT) STATE"
+fi
+WORKERS="${MUSTER_BENCH_WORKERS:-1}"
 export MUSTER_CREATE_DEMO_TENANT=false
 cd "$WORK"  # nothing lands in the caller's directory
 
@@ -41,18 +49,18 @@ if command -v git >/dev/null 2>&1 && git -C "$REPO" rev-parse --git-dir >/dev/nu
         # identify the uncommitted state of src/ that was measured
         version+=" (src/ has uncommitted changes: diff $(git -C "$REPO" diff HEAD -- src | sha256sum | cut -c1-12))"
     fi
-    echo "muster at $version; N=$N; port $PORT; db $MUSTER_DATABASE_URL"
+    echo "muster at $version; N=$N; port $PORT; workers $WORKERS; db $MUSTER_DATABASE_URL"
 fi
 "$MUSTER" db upgrade
 "$MUSTER" tenant create bench --plan enterprise --seats "$BENCH_SEATS"
 TOKEN="$("$MUSTER" scim-token bench 2>/dev/null | tail -n 1)"
 [[ "$TOKEN" == mst_* ]] || { echo "could not read the SCIM token" >&2; exit 2; }
 
-"$MUSTER" serve --host 127.0.0.1 --port "$PORT" >"$WORK/server.log" 2>&1 &
+"$MUSTER" serve --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
 ready=""
-for _ in $(seq 1 150); do  # up to 15 s
+for _ in $(seq 1 600); do  # up to 60 s (worker processes start slowly on a busy machine)
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         echo "the server exited during start-up:" >&2
         cat "$WORK/server.log" >&2
@@ -65,7 +73,24 @@ for _ in $(seq 1 150); do  # up to 15 s
     fi
     sleep 0.1
 done
-[[ -n "$ready" ]] || { echo "the server did not answer /healthz in 15 s" >&2; cat "$WORK/server.log" >&2; exit 2; }
+[[ -n "$ready" ]] || { echo "the server did not answer /healthz in 60 s" >&2; cat "$WORK/server.log" >&2; exit 2; }
+if (( WORKERS > 1 )); then
+    # /healthz answers as soon as one worker is up: wait until the others are up too (the
+    # process tree idle for a second; up to 60 s), so that no phase measures start-up.
+    "$PY" - "$HERE" "$SERVER_PID" <<'PYEOF'
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from scim_load import TICK_MS, tree_cpu_ticks
+pid, deadline = int(sys.argv[2]), time.monotonic() + 60
+last = sum(tree_cpu_ticks(pid))
+while time.monotonic() < deadline:
+    time.sleep(1)
+    now = sum(tree_cpu_ticks(pid))
+    if (now - last) * TICK_MS < 50:
+        break
+    last = now
+PYEOF
+fi
 
 
 # Anything the server logged beyond its start-up line (warnings, tracebacks) is worth seeing.

@@ -25,7 +25,8 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bench_server.sh"
 
 status=0
 "$PY" "$HERE/scim_load.py" --base-url "http://127.0.0.1:$PORT/scim/v2" --token "$TOKEN" \
-    --users "$N" --concurrency 8 --server-pid "$SERVER_PID" "$@" || status=$?
+    --users "$N" --concurrency 8 --server-pid "$SERVER_PID" \
+    ${DB_CPU_MATCH:+--db-cpu-match "$DB_CPU_MATCH"} "$@" || status=$?
 
 bench_server_log
 exit "$status"

@@ -133,6 +133,30 @@ def tree_cpu_ticks(root: int) -> tuple[int, int]:
     return user, system
 
 
+def matching_cpu_ticks(text: str) -> int:
+    """utime+stime of every process whose command line contains `text`.
+
+    PostgreSQL retitles each backend "postgres: USER DB HOST(PORT) STATE", so the name of the
+    benchmark's database picks out the backends serving Muster, and nothing else on a shared
+    server. (A backend that exits mid-phase takes its time with it; Muster's pool keeps its
+    connections open, so none does.)
+    """
+    needle, total = text.encode(), 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                if needle not in f.read():
+                    continue
+        except OSError:
+            continue
+        fields = _stat_fields(int(name))
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
 def machine_busy_ticks() -> int:
     """All CPUs' non-idle time from /proc/stat (user nice system irq softirq steal)."""
     with open("/proc/stat") as f:
@@ -214,6 +238,7 @@ class PhaseResult:
     wall: float = 0.0
     server_ticks: int = 0
     server_sys_ticks: int = 0  # the kernel's share of server_ticks (syscalls: TCP, file I/O)
+    db_ticks: int | None = None  # the database server's processes (--db-cpu-match), if asked
     client_cpu: float = 0.0
     other_share: float = 0.0  # CPU used by other processes meanwhile, in % of a core
 
@@ -633,6 +658,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds before a phase is abandoned (default 900)",
     )
     p.add_argument(
+        "--db-cpu-match",
+        default=None,
+        help="also measure the CPU of processes whose command line contains this text "
+        "(PostgreSQL backends: the database name)",
+    )
+    p.add_argument(
         "--run-tag",
         default=None,
         help="tag in the generated userNames (default: random), so reruns against "
@@ -682,6 +713,12 @@ def print_phase(res: PhaseResult) -> None:
         f"               of which user {(cpu_ms - sys_ms) / n if n else 0:.3f} ms, "
         f"kernel {sys_ms / n if n else 0:.3f} ms (syscalls: loopback TCP, SQLite file I/O)"
     )
+    if res.db_ticks is not None and n:
+        db_ms = res.db_ticks * TICK_MS
+        print(
+            f"   database CPU {db_ms / n:.3f} ms/request (PostgreSQL backends); "
+            f"server + database {(cpu_ms + db_ms) / n:.3f} ms/request"
+        )
     print(
         f"   client CPU  {res.client_cpu * 1000 / n if n else 0:.3f} ms/request "
         f"({res.client_cpu / res.wall * 100 if res.wall else 0:.0f}% of a core)"
@@ -756,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs: list[Callable[[], Job]] = [functools.partial(make, i, res) for i in range(n)]
         time.sleep(0.3)  # let the previous phase's last log writes finish
         busy0, own0 = machine_busy_ticks(), own_cpu_ticks()
+        db0 = matching_cpu_ticks(args.db_cpu_match) if args.db_cpu_match else 0
         ticks0, cpu0, wall0 = tree_cpu_ticks(pid), time.process_time(), time.perf_counter()
         try:
             if args.client == "asyncio":
@@ -786,7 +824,10 @@ def main(argv: list[str] | None = None) -> int:
         user1, sys1 = tree_cpu_ticks(pid)
         res.server_ticks = user1 + sys1 - sum(ticks0)
         res.server_sys_ticks = sys1 - ticks0[1]
+        if args.db_cpu_match:
+            res.db_ticks = matching_cpu_ticks(args.db_cpu_match) - db0
         other = machine_busy_ticks() - busy0 - res.server_ticks - (own_cpu_ticks() - own0)
+        other -= res.db_ticks or 0
         res.other_share = max(0, other) * TICK_MS / 10 / (time.perf_counter() - wall0)
         results.append(res)
         print_phase(res)

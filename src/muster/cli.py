@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -112,11 +113,15 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
         "timeout_graceful_shutdown": 30,  # SIGTERM: finish in-flight requests, then exit
         # Process logs as JSON lines (or text) on stderr, uvicorn's own included.
         "log_config": logging_config(ctx.settings.log_format, ctx.settings.log_level),
-        # A worker answers uvicorn's health pings only once it has imported Muster, which on a
-        # loaded machine takes longer than the default 5 s; it would be killed and respawned.
+        # A spawned worker must answer the parent's ping within this; uvicorn's 5 s default
+        # killed and respawned workers forever on a busy host, where importing takes longer.
         "timeout_worker_healthcheck": 30,
     }
     if workers == 1:
+        # uvicorn drains on SIGTERM, then raises the signal again under the handler it found:
+        # make that a clean exit (0) rather than death by signal (143), which orchestrators
+        # report as a failure.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(create_app(ctx.settings, database=ctx.database), **options)
     else:
         # Each worker process imports the factory and reads the same MUSTER_* environment.

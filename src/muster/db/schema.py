@@ -8,9 +8,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+
+from muster.db.engine import BEGIN_KEY
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Any fixed 64-bit number, the same in every Muster process ("muster" in ASCII, then 1).
+MIGRATION_LOCK_KEY = 0x6D7573746572_0001
 
 
 def _config() -> Config:
@@ -27,9 +31,26 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             # A migration may rewrite a large table: MUSTER_DB_STATEMENT_TIMEOUT_MS is for
             # requests. LOCAL: the pooled connection keeps its timeout after this transaction.
             connection.execute(text("SET LOCAL statement_timeout = 0"))
+        _lock_out_other_upgrades(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
         connection.commit()
+
+
+def _lock_out_other_upgrades(connection: Connection) -> None:
+    """Make concurrent upgrades run one after another, inside the migration's transaction.
+
+    Every instance migrates on start-up, and N instances (or `--workers`' parent and a
+    `muster db upgrade`) may start together: without this, the second one's CREATE TABLE
+    fails on PostgreSQL, and on SQLite its deferred transaction gets "database is locked"
+    without waiting. The waiter then finds the schema current and does nothing.
+    """
+    if connection.dialect.name == "postgresql":
+        # Released at commit; Alembic runs in this transaction since it is already open.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    elif connection.dialect.name == "sqlite":
+        connection.info[BEGIN_KEY] = "BEGIN IMMEDIATE"  # waits up to the busy timeout
+        connection.begin()
 
 
 def current_revision(engine: Engine) -> str | None:
