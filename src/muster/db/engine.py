@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -31,6 +32,7 @@ def make_engine(
     max_overflow: int = 10,
     pool_timeout: float = 30,
     statement_timeout_ms: int = 0,
+    ping_after_idle_seconds: float = 10.0,
 ) -> Engine:
     """Create the Engine; SQLite files get WAL, foreign keys and BEGIN IMMEDIATE for writes.
 
@@ -59,7 +61,6 @@ def make_engine(
         engine = create_engine(url, **kwargs)
         _install_sqlite_hooks(engine, in_memory=in_memory, busy_timeout_ms=sqlite_busy_timeout_ms)
         return engine
-    kwargs["pool_pre_ping"] = True
     kwargs["pool_size"] = pool_size
     kwargs["max_overflow"] = max_overflow
     kwargs["pool_timeout"] = pool_timeout
@@ -67,7 +68,37 @@ def make_engine(
         # Set at connect, so it costs nothing per statement and holds for every session;
         # the server cancels a runaway query instead of letting it hold a connection forever.
         kwargs["connect_args"] = {"options": f"-c statement_timeout={int(statement_timeout_ms)}"}
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_connections_that_sat_idle(engine, ping_after_idle_seconds)
+    return engine
+
+
+def _ping_connections_that_sat_idle(engine: Engine, after_seconds: float) -> None:
+    """Check a pooled connection before lending it, but only if it sat idle a while.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: one more round trip per SCIM request,
+    13-16% of a lookup's CPU on PostgreSQL (py-spy). A connection the server or a failover
+    dropped has almost always sat idle; one that dies while busy fails its request, and
+    SQLAlchemy then replaces the whole pool (its disconnect handling), so the next one is fresh.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < after_seconds:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_connection.rollback()  # lend it outside any transaction, as it came in
+        except Exception as error:
+            # The pool discards this connection and tries another (SQLAlchemy's contract).
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def _unicode_lower(value: Any) -> Any:

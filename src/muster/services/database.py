@@ -34,7 +34,7 @@ class Database:
         )
         # Fewer than the pool's 5 connections, leaving room for log writes and CLI-style units.
         # SQLite only: a PostgreSQL connection idle on the shelf could have been dropped by the
-        # server, and the pool's pre-ping is what catches that.
+        # server, and the pool's idle ping is what catches that.
         self._head: str | None = None
         self._shelf = (
             ConnectionShelf(self.engine, size=3) if self.engine.dialect.name == "sqlite" else None
