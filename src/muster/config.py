@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Level of the process logs on stderr.")
     rate_limit_requests: int = Field(
-        6000, ge=0, description="SCIM requests per token per window (0: no limit)."
+        60_000, ge=0, description="SCIM requests per token per window (0: no limit)."
     )
     rate_limit_window_seconds: int = Field(60, ge=1, description="The rate limit's window.")
     rate_limit_sync_seconds: float = Field(
