@@ -17,6 +17,7 @@ from muster.services.database import Database
 from muster.web.asgi import MusterApp
 from muster.web.console.routes import attach_console, console_routes
 from muster.web.scim_api.routes import scim_app
+from muster.web.sso.routes import attach_sso, sso_routes
 from muster.web.wiring import Wiring
 
 
@@ -64,10 +65,12 @@ def create_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/", lambda request: RedirectResponse("/console/"), methods=["GET"]),
             *console_routes(),
+            *sso_routes(),
         ],
         lifespan=lifespan,
     )
     site.state.wiring = wiring
     site.state.database = database
     attach_console(site.state, wiring)
+    attach_sso(site.state, wiring)
     return MusterApp(site, scim)

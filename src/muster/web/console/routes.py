@@ -32,6 +32,7 @@ from muster.services import (
     groups,
     identity_providers,
     provisioning_log,
+    sign_in_log,
     users,
 )
 from muster.services.admin_sessions import AdminSession
@@ -636,6 +637,20 @@ async def log_page(page: Page) -> Response:
     )
 
 
+@signed_in
+async def sign_in_log_page(page: Page) -> Response:
+    refused_only = page.param("refused") == "1"
+    found = await run(
+        sign_in_log.attempts_page, page.uow, refused_only=refused_only, page=page.page_number()
+    )
+    return page.render(
+        "log/sign_ins.html",
+        found=found,
+        refused_only=refused_only,
+        query=urlencode({"refused": "1"} if refused_only else {}),
+    )
+
+
 def console_routes() -> list[BaseRoute]:
     """The /console routes; the app sets `state.console` (see attach_console)."""
     get, post, both = ["GET"], ["POST"], ["GET", "POST"]
@@ -666,6 +681,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/groups", groups_page, methods=get),
         Route("/groups/{group_id}", group_page, methods=get),
         Route("/log", log_page, methods=get),
+        Route("/sign-in-log", sign_in_log_page, methods=get),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="console-static"),
     ]
     return [Mount(ROOT, routes=routes)]
