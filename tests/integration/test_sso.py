@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
+from muster.app import create_app
+from muster.config import Settings
 from muster.db.tables import SignInLogRow, SsoSessionRow, UserRow
 from muster.db.unit_of_work import UnitOfWork
 from muster.saml.refusals import Refusal
@@ -23,7 +25,7 @@ from tests import saml_idp as idp
 from tests.console_factories import ConsoleClient, given_admin
 from tests.factories import given_user, patch_op
 from tests.group_factories import given_group
-from tests.saml_cases import REFUSALS, Case, signed
+from tests.saml_cases import REFUSALS, Case, signed, spec_for
 
 pytestmark = pytest.mark.integration
 UowFactory = Callable[..., UnitOfWork]
@@ -383,3 +385,54 @@ def test_the_console_shows_the_sign_in_log(
     assert page.status_code == 200
     assert "first@example.com" in page.text and Refusal.WRONG_AUDIENCE in page.text
     assert "first@example.com" not in refused.text and Refusal.WRONG_AUDIENCE in refused.text
+
+
+def test_attribute_names_set_in_the_console_are_read_at_sign_in(
+    client: TestClient, sp: ServiceProvider, tenant: TenantInfo, uow_factory: UowFactory
+) -> None:
+    console = ConsoleClient(client)
+    assert console.sign_in(given_admin(uow_factory(), tenant.slug)).status_code == 303
+    saml_page = "/console/settings/identity-providers/saml"
+
+    bad = console.post(f"{saml_page}/attributes", {"given_name": "first name!"})
+    saved = console.post(f"{saml_page}/attributes", {"given_name": "firstName", "groups": ""})
+    xml = idp.response_xml(spec_for(sp, given_name="Anna")).replace(
+        'Name="given_name"', 'Name="firstName"'
+    )
+    response = post_acs(client, sp, idp.encode(idp.sign(xml)))
+
+    assert bad.status_code == 400 and "attribute name" in bad.text
+    assert saved.status_code == 303
+    assert 'value="firstName"' in console.get(saml_page).text
+    assert response.status_code == 303
+    assert "Signed in as <strong>Anna Lee</strong>" in home(client, tenant).text
+
+
+def test_comment_injection_in_the_email_does_not_reach_another_user(
+    client: TestClient, sp: ServiceProvider, tenant: TenantInfo, uow: UnitOfWork, engine: Engine
+) -> None:
+    given_user(uow, email="eve@evil.com")
+    xml = idp.response_xml(spec_for(sp, email="eve@evil.com.example.com"))
+    xml = xml.replace("eve@evil.com.example.com", "eve@evil.com<!---->.example.com")
+
+    response = post_acs(client, sp, idp.encode(idp.sign(xml)))
+
+    assert response.status_code == 303
+    assert "eve@evil.com.example.com" in home(client, tenant).text
+    assert count(engine, UserRow.__table__) == 2  # a new person, not eve@evil.com
+
+
+def test_the_replay_check_holds_across_two_processes(
+    settings: Settings, engine: Engine, sp: ServiceProvider
+) -> None:
+    # Two apps, each with its own engine and connections, like two instances behind a balancer.
+    document = idp.encode(signed(sp))
+    with (
+        TestClient(create_app(settings, engine=engine), base_url=BASE) as first,
+        TestClient(create_app(settings), base_url=BASE) as second,
+    ):
+        admitted = post_acs(first, sp, document)
+        replayed = post_acs(second, sp, document)
+
+    assert admitted.status_code == 303
+    assert replayed.status_code == 403 and Refusal.REPLAYED in replayed.text

@@ -258,6 +258,12 @@ class SamlSettingsRow(Base):
     certificate_not_after: Mapped[datetime] = mapped_column(DateTime)
     metadata_xml: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # Which assertion attributes carry names, email and groups; NULL: the default name
+    # (given_name, family_name, email, groups), which the README tells admins to set in Okta.
+    attribute_given_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attribute_family_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attribute_email: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attribute_groups: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class SamlRequestRow(Base):

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
 from muster.saml import assertions, service_provider
-from muster.saml.assertions import SsoIdentity
+from muster.saml.assertions import AttributeNames, SsoIdentity
 from muster.saml.refusals import Refusal, SamlRefusal
 from muster.saml.service_provider import ServiceProvider
 from muster.scim.resources import identity_email
 from muster.scim.schemas import PATCH_OP_URN, USER_URN
 from muster.services import sign_in_log, users
 from muster.services.clock import utcnow
+from muster.services.identity_providers import attribute_names
 from muster.services.tenants import tenant_by_slug
 
 REQUEST_LIFETIME = timedelta(minutes=10)  # an AuthnRequest must be answered within this
@@ -38,6 +39,7 @@ class SsoTenant:
     slug: str
     name: str
     sp: ServiceProvider
+    attributes: AttributeNames = field(default_factory=AttributeNames)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,8 @@ def sso_tenant(platform_uow: UnitOfWork, slug: str, base_url: str) -> SsoTenant:
         idp_metadata_xml=saml.metadata_xml if saml is not None else None,
         idp_entity_id=saml.idp_entity_id if saml is not None else None,
     )
-    return SsoTenant(tenant.tenant_id, tenant.slug, tenant.name, sp)
+    names = attribute_names(saml) if saml is not None else AttributeNames()
+    return SsoTenant(tenant.tenant_id, tenant.slug, tenant.name, sp, names)
 
 
 def start_sign_in(uow: UnitOfWork, sso: SsoTenant) -> str:
@@ -224,7 +227,9 @@ def sign_in_with_response(uow: UnitOfWork, sso: SsoTenant, saml_response: str) -
     email: str | None = None
     flow = "idp"
     try:
-        identity = assertions.validate_response(saml_response, sso.sp, now=now)
+        identity = assertions.validate_response(
+            saml_response, sso.sp, now=now, attributes=sso.attributes
+        )
         email, flow = identity.email, "sp" if identity.in_response_to else "idp"
         _use_once(uow, identity, now)
         user_id, is_new, note = sign_in(uow, identity)

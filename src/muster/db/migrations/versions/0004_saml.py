@@ -1,4 +1,5 @@
-"""saml: AuthnRequests in flight, accepted assertion IDs, SSO sessions, the sign-in log
+"""saml: AuthnRequests in flight, accepted assertion IDs, SSO sessions, the sign-in log, and
+per-tenant assertion attribute names on saml_settings
 
 Revision ID: 0004_saml
 Revises: 0003_console
@@ -19,7 +20,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+ATTRIBUTE_COLUMNS = (
+    "attribute_given_name",
+    "attribute_family_name",
+    "attribute_email",
+    "attribute_groups",
+)
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("saml_settings", schema=None) as batch_op:
+        for name in ATTRIBUTE_COLUMNS:
+            batch_op.add_column(sa.Column(name, sa.String(length=255), nullable=True))
     op.create_table(
         "saml_requests",
         sa.Column("tenant_id", sa.String(length=36), nullable=False),
@@ -94,3 +106,6 @@ def downgrade() -> None:
     op.drop_table("sso_sessions")
     op.drop_table("saml_assertion_ids")
     op.drop_table("saml_requests")
+    with op.batch_alter_table("saml_settings", schema=None) as batch_op:
+        for name in reversed(ATTRIBUTE_COLUMNS):
+            batch_op.drop_column(name)
