@@ -6,6 +6,7 @@ import base64
 import re
 import zlib
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -20,7 +21,8 @@ from muster.db.unit_of_work import UnitOfWork
 from muster.saml.refusals import Refusal
 from muster.saml.service_provider import ServiceProvider, service_provider_for
 from muster.scim.records import TenantInfo
-from muster.services import groups, identity_providers, tenants, users
+from muster.services import groups, identity_providers, sign_in_log, tenants, users
+from muster.services.clock import utcnow
 from tests import saml_idp as idp
 from tests.console_factories import ConsoleClient, given_admin
 from tests.factories import given_user, patch_op
@@ -436,3 +438,26 @@ def test_the_replay_check_holds_across_two_processes(
 
     assert admitted.status_code == 303
     assert replayed.status_code == 403 and Refusal.REPLAYED in replayed.text
+
+
+def test_the_sign_in_log_keeps_its_newest_entries_within_the_retention(
+    uow: UnitOfWork, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sign_in_log, "MAX_ENTRIES", 3)
+    monkeypatch.setattr(sign_in_log, "PRUNE_EVERY", 1)
+    now = utcnow()
+    sign_in_log.record_attempt(
+        uow,
+        at=now - timedelta(days=40),
+        email="old@example.com",
+        code="EXPIRED",
+        detail=None,
+        flow="idp",
+    )
+    for number in range(5):
+        sign_in_log.record_attempt(
+            uow, at=now, email=f"p{number}@example.com", code=None, detail=None, flow="sp"
+        )
+
+    emails = [a.email for a in sign_in_log.attempts_page(uow).items]
+    assert emails == ["p4@example.com", "p3@example.com", "p2@example.com"]

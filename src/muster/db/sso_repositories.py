@@ -148,6 +148,20 @@ class SsoRepository:
     def add_log(self, values: dict[str, Any]) -> None:
         self._conn.execute(insert(sign_in_log), {**values, "tenant_id": self._tenant_id})
 
+    def prune_log(self, *, older_than: datetime, keep: int) -> None:
+        """Delete attempts older than the cutoff, and all but the newest `keep`."""
+        tenant = sign_in_log.c.tenant_id == self._tenant_id
+        self._conn.execute(delete(sign_in_log).where(tenant, sign_in_log.c.at < older_than))
+        boundary = self._conn.execute(
+            select(sign_in_log.c.id)
+            .where(tenant)
+            .order_by(sign_in_log.c.id.desc())
+            .offset(keep)
+            .limit(1)
+        ).scalar()
+        if boundary is not None:  # ids are time-ordered: the boundary and older ones go
+            self._conn.execute(delete(sign_in_log).where(tenant, sign_in_log.c.id <= boundary))
+
     def log_page(self, *, refused_only: bool, offset: int, limit: int) -> tuple[int, list[Any]]:
         """The sign-in log, newest first (ids are time-ordered)."""
         where = sign_in_log.c.tenant_id == self._tenant_id

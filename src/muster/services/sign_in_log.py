@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.services.pages import PAGE_SIZE, Page, offset_of
 
 MAX_DETAIL = 500
+# Anyone can post to an ACS URL, so the log is bounded: 30 days, and the newest entries only.
+RETENTION = timedelta(days=30)
+MAX_ENTRIES = 100_000
+PRUNE_EVERY = 500  # attempts recorded by this process between two prunes
+_recorded: dict[str, int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,10 @@ def record_attempt(
                 "user_id": user_id,
             }
         )
+        assert uow.tenant_id is not None
+        seen = _recorded[uow.tenant_id] = _recorded.get(uow.tenant_id, 0) + 1
+        if seen % PRUNE_EVERY == 0:
+            uow.sso.prune_log(older_than=at - RETENTION, keep=MAX_ENTRIES)
         uow.commit()
 
 
