@@ -70,6 +70,8 @@ def _config(sp: ServiceProvider, *, with_idp: bool) -> SPConfig:
         # they silently come back as {} (saml-sp-notes.md).
         "allow_unknown_attributes": True,
         "accepted_time_diff": CLOCK_SKEW_SECONDS,
+        # Trust only the certificates of the pasted metadata, never one a document carries.
+        "only_use_keys_in_metadata": True,
         "service": {
             "sp": {
                 "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
