@@ -198,7 +198,18 @@ def sign_in(uow: UnitOfWork, identity: SsoIdentity) -> tuple[str, bool, str | No
     if not allowed:
         raise SamlRefusal(Refusal.NOT_IN_ACCESS_GROUPS)
     if user is None:
-        created_id, note = _create_just_in_time(uow, identity)
+        try:
+            created_id, note = _create_just_in_time(uow, identity)
+        except SamlRefusal as refusal:
+            if refusal.code is not Refusal.IDENTITY_CONFLICT:
+                raise
+            # Two first sign-ins of one person at once: the other just created them. Decide
+            # again as for a known user (this pass cannot come back here: the user exists).
+            with uow.reading():
+                exists = uow.users.id_by_email(email_key) is not None
+            if not exists:
+                raise
+            return sign_in(uow, identity)
         return created_id, True, note
     return user.user_id, False, _refresh_names(uow, user.user_id, user.document, identity)
 
