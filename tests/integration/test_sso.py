@@ -461,3 +461,21 @@ def test_the_sign_in_log_keeps_its_newest_entries_within_the_retention(
 
     emails = [a.email for a in sign_in_log.attempts_page(uow).items]
     assert emails == ["p4@example.com", "p3@example.com", "p2@example.com"]
+
+
+def test_during_a_certificate_rotation_either_certificate_signs_people_in(
+    client: TestClient, uow: UnitOfWork, tenant: TenantInfo
+) -> None:
+    rotating = idp.okta_metadata(idp.okta_key(), idp.second_okta_key())
+    identity_providers.save_saml_metadata(uow, rotating)
+    sp = service_provider_for(
+        BASE, tenant.slug, idp_metadata_xml=rotating, idp_entity_id=idp.IDP_ENTITY_ID
+    )
+    xml = idp.response_xml(spec_for(sp))
+
+    old = post_acs(client, sp, idp.encode(idp.sign(xml, idp.okta_key())))
+    new = post_acs(
+        client, sp, idp.encode(idp.sign(xml.replace('ID="id', 'ID="idnew'), idp.second_okta_key()))
+    )
+
+    assert old.status_code == 303 and new.status_code == 303
