@@ -20,13 +20,14 @@ from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
-from saml2 import BINDING_HTTP_POST
-from saml2.response import StatusError, UnsolicitedResponse
-from saml2.sigver import SignatureError
-from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from muster.saml.refusals import Refusal, SamlRefusal
-from muster.saml.service_provider import CLOCK_SKEW_SECONDS, ServiceProvider, client
+from muster.saml.service_provider import (
+    BINDING_HTTP_POST,
+    CLOCK_SKEW_SECONDS,
+    ServiceProvider,
+    client,
+)
 
 # pysaml2 logs refused documents, raw XML included, and we never log raw assertions: each
 # refusal is recorded once, by code, in the sign-in log instead.
@@ -259,6 +260,10 @@ def _in_response_to(root: Element, assertion: Element) -> str | None:
 
 def _verify_with_pysaml2(sp: ServiceProvider, data: bytes) -> Any:
     """Let pysaml2 and xmlsec1 check the signature against the IdP metadata's certificates."""
+    from saml2.response import StatusError, UnsolicitedResponse
+    from saml2.sigver import SignatureError
+    from saml2.validate import ResponseLifetimeExceed, ToEarly
+
     saml_client = client(sp)
     encoded = base64.b64encode(data).decode()
     try:

@@ -9,15 +9,19 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
-
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
-from saml2.client import Saml2Client
-from saml2.config import SPConfig
-from saml2.metadata import entity_descriptor
-from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
+from typing import TYPE_CHECKING, Any
 
 from muster.saml.refusals import Refusal, SamlRefusal
+
+if TYPE_CHECKING:
+    from saml2.client import Saml2Client
+    from saml2.config import SPConfig
+
+# pysaml2 (with xmlschema under it) takes one to three seconds to import: it is imported by the
+# functions below on the first sign-in, not by every server worker and CLI call at start-up.
+NAMEID_FORMAT_EMAILADDRESS = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+BINDING_HTTP_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+BINDING_HTTP_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 
 # Okta and Muster clocks may differ; the issue allows at most 2 minutes either way.
 CLOCK_SKEW_SECONDS = 120
@@ -63,6 +67,8 @@ def xmlsec_binary() -> str:
 
 
 def _config(sp: ServiceProvider, *, with_idp: bool) -> SPConfig:
+    from saml2.config import SPConfig
+
     settings: dict[str, Any] = {
         "entityid": sp.entity_id,
         "xmlsec_binary": xmlsec_binary(),
@@ -100,11 +106,15 @@ def _config(sp: ServiceProvider, *, with_idp: bool) -> SPConfig:
 
 def client(sp: ServiceProvider) -> Saml2Client:
     """A pysaml2 client trusting only the tenant's IdP metadata."""
+    from saml2.client import Saml2Client
+
     return Saml2Client(config=_config(sp, with_idp=True))
 
 
 def metadata_xml(sp: ServiceProvider) -> str:
     """Return the SP metadata XML Okta (or any IdP) can read: entity ID, ACS, NameID format."""
+    from saml2.metadata import entity_descriptor
+
     descriptor = entity_descriptor(_config(sp, with_idp=False))
     return str(descriptor)
 

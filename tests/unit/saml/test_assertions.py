@@ -147,3 +147,24 @@ def test_authn_request_redirects_to_the_idp_with_a_fresh_id(sp: ServiceProvider)
 
     assert first.url.startswith(idp.IDP_SSO_URL + "?SAMLRequest=")
     assert first.request_id != second.request_id
+
+
+def test_the_names_kept_to_import_pysaml2_late_are_pysaml2s() -> None:
+    import saml2
+    from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
+
+    from muster.saml import service_provider
+
+    assert service_provider.BINDING_HTTP_POST == saml2.BINDING_HTTP_POST
+    assert service_provider.BINDING_HTTP_REDIRECT == saml2.BINDING_HTTP_REDIRECT
+    assert service_provider.NAMEID_FORMAT_EMAILADDRESS == NAMEID_FORMAT_EMAILADDRESS
+
+
+def test_importing_the_app_does_not_import_pysaml2() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, muster.app; print('saml2' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+
+    assert result.stdout.strip() == "False"
