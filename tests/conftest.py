@@ -27,9 +27,8 @@ def _ensure_postgres_database(url: str) -> None:
     parsed = make_url(normalise_url(url))
     admin = make_engine(str(parsed.set(database="postgres")))
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        exists = conn.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
-        ).first()
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                              {"n": parsed.database}).first()
         if not exists:
             conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
     admin.dispose()

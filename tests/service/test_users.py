@@ -926,9 +926,8 @@ def test_create_user_refuses_to_revive_a_deactivated_user_under_another_email(
 ) -> None:
     # Reviving keeps the id; it must not let a POST rewrite a deactivated person's identity.
     old = given_user(uow, email="ann@example.com")
-    users.patch_user(
-        uow, old.user_id, patch_op({"op": "replace", "value": {"active": False}}), if_match=None
-    )
+    users.patch_user(uow, old.user_id, patch_op({"op": "replace", "value": {"active": False}}),
+                     if_match=None)
     body = build_user(email="ann.new@example.com")
     body["userName"] = "ann@example.com"
 
