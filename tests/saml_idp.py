@@ -153,6 +153,7 @@ class ResponseSpec:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     not_before: timedelta = timedelta(minutes=-5)
     not_on_or_after: timedelta = timedelta(minutes=5)
+    session_not_on_or_after: timedelta | None = None  # AuthnStatement's, relative to now
     assertion_id: str = field(default_factory=lambda: f"id{uuid.uuid4().hex}")
     response_id: str = field(default_factory=lambda: f"id{uuid.uuid4().hex}")
 
@@ -168,6 +169,11 @@ def response_xml(spec: ResponseSpec) -> str:
         f"<saml2:AudienceRestriction><saml2:Audience>{escape(spec.audience)}</saml2:Audience>"
         "</saml2:AudienceRestriction>"
         if spec.audience is not None
+        else ""
+    )
+    session_limit = (
+        f' SessionNotOnOrAfter="{_instant(now + spec.session_not_on_or_after)}"'
+        if spec.session_not_on_or_after is not None
         else ""
     )
     attributes = []
@@ -211,7 +217,8 @@ def response_xml(spec: ResponseSpec) -> str:
         "</saml2:SubjectConfirmation></saml2:Subject>"
         f'<saml2:Conditions NotBefore="{_instant(now + spec.not_before)}" '
         f'NotOnOrAfter="{_instant(now + spec.not_on_or_after)}">{audience}</saml2:Conditions>'
-        f'<saml2:AuthnStatement AuthnInstant="{_instant(now)}" SessionIndex="{spec.response_id}">'
+        f'<saml2:AuthnStatement AuthnInstant="{_instant(now)}"{session_limit} '
+        f'SessionIndex="{spec.response_id}">'
         "<saml2:AuthnContext><saml2:AuthnContextClassRef>"
         "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
         "</saml2:AuthnContextClassRef></saml2:AuthnContext></saml2:AuthnStatement>"

@@ -479,3 +479,16 @@ def test_during_a_certificate_rotation_either_certificate_signs_people_in(
     )
 
     assert old.status_code == 303 and new.status_code == 303
+
+
+def test_okta_session_limit_ends_the_session_early(
+    client: TestClient, sp: ServiceProvider, engine: Engine
+) -> None:
+    response = post_acs(
+        client, sp, idp.encode(signed(sp, session_not_on_or_after=timedelta(hours=1)))
+    )
+
+    assert response.status_code == 303
+    with engine.connect() as conn:
+        expires_at = conn.execute(select(SsoSessionRow.__table__.c.expires_at)).scalar_one()
+    assert expires_at <= utcnow() + timedelta(hours=1)

@@ -95,6 +95,8 @@ class SsoIdentity:
     assertion_id: str
     in_response_to: str | None  # None: IdP-initiated (the Okta dashboard tile)
     expires_at: datetime  # naive UTC: until then the assertion ID must stay remembered
+    # The IdP's limit on the session it started (AuthnStatement SessionNotOnOrAfter), if any.
+    session_not_on_or_after: datetime | None = None
 
 
 def _refuse(code: Refusal, detail: str = "") -> SamlRefusal:
@@ -248,6 +250,15 @@ def _check_content(
     return max(expiry_times) + SKEW
 
 
+def _session_not_on_or_after(assertion: Element) -> datetime | None:
+    limits = [
+        _instant(value, "SessionNotOnOrAfter")
+        for statement in assertion.findall(f"{{{SAML}}}AuthnStatement")
+        if (value := statement.get("SessionNotOnOrAfter"))
+    ]
+    return min(limits) if limits else None
+
+
 def _in_response_to(root: Element, assertion: Element) -> str | None:
     values = {root.get("InResponseTo")} | {
         data.get("InResponseTo") for data in assertion.iter(f"{{{SAML}}}SubjectConfirmationData")
@@ -333,4 +344,5 @@ def validate_response(
         assertion_id=str(response.assertion.id),
         in_response_to=in_response_to,
         expires_at=expires_at,
+        session_not_on_or_after=_session_not_on_or_after(assertion),
     )

@@ -217,6 +217,10 @@ def sign_in(uow: UnitOfWork, identity: SsoIdentity) -> tuple[str, bool, str | No
 def _open_session(uow: UnitOfWork, user_id: str, identity: SsoIdentity, now: datetime) -> str:
     secret = secrets.token_urlsafe(32)
     names = sorted({g.lower()[:255] for g in identity.groups})[:MAX_SESSION_GROUPS]
+    expires_at = now + SESSION_LIFETIME
+    if identity.session_not_on_or_after is not None:
+        # Okta's own session limit for this sign-in, when it sets one, ends ours too.
+        expires_at = min(expires_at, identity.session_not_on_or_after)
     with uow:
         uow.sso.add_session(
             {
@@ -224,7 +228,7 @@ def _open_session(uow: UnitOfWork, user_id: str, identity: SsoIdentity, now: dat
                 "user_id": user_id,
                 "groups": names,
                 "created_at": now,
-                "expires_at": now + SESSION_LIFETIME,
+                "expires_at": expires_at,
             }
         )
         uow.sso.prune_sessions(now)

@@ -168,3 +168,12 @@ def test_importing_the_app_does_not_import_pysaml2() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
 
     assert result.stdout.strip() == "False"
+
+
+def test_okta_session_limit_is_read_from_the_signed_assertion(sp: ServiceProvider) -> None:
+    document = signed(sp, session_not_on_or_after=timedelta(hours=2))
+
+    identity = validate_response(idp.encode(document), sp, now=_now())
+
+    assert identity.session_not_on_or_after is not None
+    assert timedelta(minutes=119) < identity.session_not_on_or_after - _now() <= timedelta(hours=2)
