@@ -39,6 +39,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 
+# SAML sign-in verifies signatures with Debian's xmlsec1 binary (pysaml2 runs it).
+if ! command -v xmlsec1 >/dev/null 2>&1; then
+  apt_install xmlsec1
+fi
+
 # Reinstall only when the dependency list changed since the last install.
 STAMP="$VENV/.install-stamp"
 WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"

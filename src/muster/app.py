@@ -19,6 +19,7 @@ from muster.web.asgi import MusterApp
 from muster.web.console.routes import attach_console, console_routes
 from muster.web.metrics import Metrics
 from muster.web.scim_api.routes import scim_app
+from muster.web.sso.routes import attach_sso, sso_routes
 from muster.web.telemetry import SiteTelemetry, metrics_endpoint
 from muster.web.wiring import Wiring
 
@@ -77,6 +78,7 @@ def create_app(
             Route("/", lambda request: RedirectResponse("/console/"), methods=["GET"]),
             *console_routes(),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *sso_routes(),
         ],
         middleware=[Middleware(SiteTelemetry, metrics=metrics)],
         lifespan=lifespan,
@@ -84,4 +86,5 @@ def create_app(
     site.state.wiring = wiring
     site.state.database = database
     attach_console(site.state, wiring)
+    attach_sso(site.state, wiring)
     return MusterApp(site, scim)

@@ -193,9 +193,7 @@ class AdminAccountRow(Base):
     __table_args__ = (UniqueConstraint("email_key"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     email: Mapped[str] = mapped_column(String(255))
     email_key: Mapped[str] = mapped_column(String(255))  # lower-cased
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # argon2id
@@ -263,6 +261,77 @@ class SamlSettingsRow(Base):
     certificate_not_after: Mapped[datetime] = mapped_column(DateTime)
     metadata_xml: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # Which assertion attributes carry names, email and groups; NULL: the default name
+    # (given_name, family_name, email, groups), which the README tells admins to set in Okta.
+    attribute_given_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attribute_family_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attribute_email: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attribute_groups: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class SamlRequestRow(Base):
+    """An AuthnRequest we sent (SP-initiated sign-in), until its response uses it up."""
+
+    __tablename__ = "saml_requests"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SamlAssertionIdRow(Base):
+    """An assertion ID already accepted: replaying it is refused until it expires anyway."""
+
+    __tablename__ = "saml_assertion_ids"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The primary key is the replay check: it holds across processes and instances.
+    assertion_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SsoSessionRow(Base):
+    """A person signed in through SAML; deleting the user ends it (cascade)."""
+
+    __tablename__ = "sso_sessions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index(None, "tenant_id", "user_id"),
+    )
+
+    # SHA-256 of the cookie's secret: a leaked table cannot be replayed as cookies.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    user_id: Mapped[str] = mapped_column(ID)
+    # The assertion's group names, lower-cased: access may come from them instead of stored
+    # membership, and every request checks them again against the current access groups.
+    groups: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SignInLogRow(Base):
+    """One SAML sign-in attempt: admitted, or refused with its code."""
+
+    __tablename__ = "sign_in_log"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)  # time-ordered: newest sorts last
+    at: Mapped[datetime] = mapped_column(DateTime)
+    email: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    is_admitted: Mapped[bool] = mapped_column(Boolean)
+    code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    flow: Mapped[str] = mapped_column(String(8))  # sp | idp (who started the sign-in)
+    user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
 
 
 class RateLimitRow(Base):

@@ -22,6 +22,7 @@ from muster.db.repositories import (
     TenantRepository,
     UserRepository,
 )
+from muster.db.sso_repositories import SsoRepository
 from muster.errors import ScimError
 
 
@@ -190,6 +191,11 @@ class UnitOfWork:
     @property
     def console(self) -> ConsoleQueries:
         return ConsoleQueries(self._connection(), self._scoped_tenant())
+
+    # SAML sign-in's rows (web/sso); never used on the SCIM path.
+    @property
+    def sso(self) -> SsoRepository:
+        return SsoRepository(self._connection(), self._scoped_tenant())
 
     def commit(self) -> None:
         """Commit the open transaction (the request's, when this `with` joined it)."""

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
+from muster.saml.assertions import AttributeNames
 from muster.saml.idp_metadata import parse_idp_metadata
 from muster.scim.records import TenantInfo
 from muster.services.api_tokens import TokenInfo, current_token
 from muster.services.clock import utcnow
 
 MAX_GROUP_CHOICES = 500
+# A SAML attribute Name as Okta lets admins type it (basic names and URIs).
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.:/#-]{1,255}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,7 @@ class SamlSettings:
     certificate_sha256: str
     certificate_not_after: datetime
     updated: datetime
+    attributes: AttributeNames = field(default_factory=AttributeNames)
 
     @property
     def certificate_has_expired(self) -> bool:
@@ -51,6 +56,18 @@ def _saml(row: Any) -> SamlSettings | None:
         certificate_sha256=row.certificate_sha256,
         certificate_not_after=row.certificate_not_after,
         updated=row.updated_at,
+        attributes=attribute_names(row),
+    )
+
+
+def attribute_names(row: Any) -> AttributeNames:
+    """The stored attribute names of a saml_settings row, defaults where none is set."""
+    default = AttributeNames()
+    return AttributeNames(
+        given_name=row.attribute_given_name or default.given_name,
+        family_name=row.attribute_family_name or default.family_name,
+        email=row.attribute_email or default.email,
+        groups=row.attribute_groups or default.groups,
     )
 
 
@@ -125,3 +142,30 @@ def remove_saml_settings(uow: UnitOfWork) -> None:
     with uow:
         uow.identity_providers.remove_saml_settings()
         uow.commit()
+
+
+def save_attribute_names(
+    uow: UnitOfWork, *, given_name: str, family_name: str, email: str, groups: str
+) -> AttributeNames:
+    """Set which assertion attributes carry the names, email and groups (blank: the default)."""
+    values: dict[str, str | None] = {}
+    for column, label, value in (
+        ("attribute_given_name", "given name", given_name),
+        ("attribute_family_name", "family name", family_name),
+        ("attribute_email", "email", email),
+        ("attribute_groups", "groups", groups),
+    ):
+        value = value.strip()
+        if value and not ATTRIBUTE_NAME.match(value):
+            raise ScimError.invalid_value(
+                f"the {label} attribute name may hold letters, digits and _ . : / # - only"
+            )
+        values[column] = value or None
+    with uow:
+        row = uow.identity_providers.saml_settings()
+        if row is None:
+            raise ScimError(404, "paste the IdP metadata first")
+        uow.identity_providers.save_saml_settings(values)
+        saved = attribute_names(uow.identity_providers.saml_settings())
+        uow.commit()
+    return saved

@@ -32,6 +32,7 @@ from muster.services import (
     groups,
     identity_providers,
     provisioning_log,
+    sign_in_log,
     users,
 )
 from muster.services.admin_sessions import AdminSession
@@ -62,6 +63,7 @@ NOTICES = {
     "access_cleared": "No access groups: everyone in this account may sign in.",
     "saml_saved": "SAML settings saved.",
     "saml_removed": "SAML settings removed.",
+    "saml_attributes_saved": "Attribute names saved; the next sign-in reads them.",
     "user_created": "Local user created.",
     "user_deleted": "User deleted; their seat is free.",
     "member_added": "Added to the group by hand. An Okta push will never remove this membership.",
@@ -394,6 +396,7 @@ def _sp_urls(page: Page) -> dict[str, str]:
         "acs_url": f"{base}/sso/{slug}/acs",
         "sp_entity_id": f"{base}/sso/{slug}/metadata",
         "sp_metadata_url": f"{base}/sso/{slug}/metadata",
+        "sso_sign_in_url": f"{base}/sso/{slug}/",
     }
 
 
@@ -491,6 +494,24 @@ async def save_saml(page: Page) -> Response:
             page, "settings/saml.html", status=400, error=error.detail, metadata=xml
         )
     return redirect(SAML_PAGE, "saml_saved")
+
+
+@signed_in
+async def save_saml_attributes(page: Page) -> Response:
+    try:
+        await run(
+            identity_providers.save_attribute_names,
+            page.uow,
+            given_name=page.form.get("given_name", ""),
+            family_name=page.form.get("family_name", ""),
+            email=page.form.get("email", ""),
+            groups=page.form.get("groups", ""),
+        )
+    except ScimError as error:
+        return await _render_idp(
+            page, "settings/saml.html", status=error.status, error=error.detail
+        )
+    return redirect(SAML_PAGE, "saml_attributes_saved")
 
 
 @signed_in
@@ -636,6 +657,20 @@ async def log_page(page: Page) -> Response:
     )
 
 
+@signed_in
+async def sign_in_log_page(page: Page) -> Response:
+    refused_only = page.param("refused") == "1"
+    found = await run(
+        sign_in_log.attempts_page, page.uow, refused_only=refused_only, page=page.page_number()
+    )
+    return page.render(
+        "log/sign_ins.html",
+        found=found,
+        refused_only=refused_only,
+        query=urlencode({"refused": "1"} if refused_only else {}),
+    )
+
+
 def console_routes() -> list[BaseRoute]:
     """The /console routes; the app sets `state.console` (see attach_console)."""
     get, post, both = ["GET"], ["POST"], ["GET", "POST"]
@@ -657,6 +692,7 @@ def console_routes() -> list[BaseRoute]:
         Route(f"{idp}/saml", saml_page, methods=get),
         Route(f"{idp}/saml/save", save_saml, methods=post),
         Route(f"{idp}/saml/remove", remove_saml, methods=post),
+        Route(f"{idp}/saml/attributes", save_saml_attributes, methods=post),
         Route("/users", users_page, methods=get),
         Route("/users/new", new_user_page, methods=both),
         Route("/users/{user_id}", user_page, methods=get),
@@ -666,6 +702,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/groups", groups_page, methods=get),
         Route("/groups/{group_id}", group_page, methods=get),
         Route("/log", log_page, methods=get),
+        Route("/sign-in-log", sign_in_log_page, methods=get),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="console-static"),
     ]
     return [Mount(ROOT, routes=routes)]
