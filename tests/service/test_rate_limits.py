@@ -84,3 +84,22 @@ def test_old_windows_are_pruned(
         starts = conn.execute(text("SELECT window_start FROM rate_limits")).scalars().all()
     # The current window and the one before it; older ones are gone.
     assert sorted(starts) == [1_800_000_120, 1_800_000_180]
+
+
+def test_a_sync_of_many_tokens_adds_every_delta_and_learns_every_total(
+    uow_factory: Callable[[str | None], UnitOfWork], tenant: TenantInfo, engine: Engine
+) -> None:
+    # More tokens than the one-row-at-a-time path takes: the multi-row upsert runs.
+    first, second = RateLimiter(3, 60), RateLimiter(3, 60)
+    tokens = [f"tok{i:02d}" for i in range(12)]
+    for token in tokens:
+        assert first.admit(tenant.tenant_id, token, NOW) is None
+        assert second.admit(tenant.tenant_id, token, NOW) is None
+        assert second.admit(tenant.tenant_id, token, NOW) is None
+    first.sync(uow_factory(None), NOW)
+    second.sync(uow_factory(None), NOW)
+
+    with engine.connect() as conn:
+        counts = dict(conn.execute(text("SELECT token_id, count FROM rate_limits")).all())
+    assert counts == dict.fromkeys(tokens, 3)
+    assert all(second.admit(tenant.tenant_id, token, NOW) is not None for token in tokens)
