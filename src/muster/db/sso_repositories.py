@@ -13,8 +13,8 @@ from sqlalchemy import Connection, Table, and_, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from muster.db import statements as sql
+from muster.db.console_repositories import access_groups
 from muster.db.tables import (
-    AccessGroupRow,
     SamlAssertionIdRow,
     SamlRequestRow,
     SignInLogRow,
@@ -25,7 +25,6 @@ saml_requests = cast(Table, SamlRequestRow.__table__)
 saml_assertion_ids = cast(Table, SamlAssertionIdRow.__table__)
 sso_sessions = cast(Table, SsoSessionRow.__table__)
 sign_in_log = cast(Table, SignInLogRow.__table__)
-access_groups = cast(Table, AccessGroupRow.__table__)
 users, groups, memberships = sql.users, sql.groups, sql.memberships
 
 

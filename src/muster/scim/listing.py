@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from scim2_models import ScimFilter
@@ -155,3 +155,25 @@ def list_response(
         body["previousCursor"] = previous_cursor
     body["Resources"] = resources
     return body
+
+
+class CursorPage(Protocol):
+    """What a page read by cursor tells its ListResponse (RFC 9865)."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def next_cursor(self) -> str | None: ...
+    @property
+    def previous_cursor(self) -> str | None: ...
+
+
+def cursor_list_response(page: CursorPage, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ListResponse body of a page read by cursor: no startIndex, the cursors around it."""
+    return list_response(
+        page.total,
+        None,
+        resources,
+        next_cursor=page.next_cursor,
+        previous_cursor=page.previous_cursor,
+    )

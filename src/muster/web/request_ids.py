@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import secrets
 
+from starlette.types import Message, Send
+
 from muster.process_logs import request_id_var
 
 HEADER = b"x-request-id"
@@ -31,3 +33,20 @@ def begin(incoming: bytes | None) -> str:
     request_id = accept(incoming)
     request_id_var.set(request_id)
     return request_id
+
+
+class TaggedSend:
+    """An ASGI send that adds X-Request-Id to the response and remembers its status."""
+
+    __slots__ = ("_header", "_send", "status")
+
+    def __init__(self, send: Send, request_id: str, *, status: int) -> None:
+        self._send = send
+        self._header = (HEADER, request_id.encode())
+        self.status = status  # until the response starts
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", []), self._header]
+        await self._send(message)

@@ -6,7 +6,7 @@ import time
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from muster.web import request_ids
 from muster.web.metrics import CONTENT_TYPE, UNMATCHED, Metrics
@@ -28,23 +28,14 @@ class SiteTelemetry:
             return
         started = time.perf_counter()
         incoming = next((v for k, v in scope["headers"] if k == request_ids.HEADER), None)
-        request_id_header = (request_ids.HEADER, request_ids.begin(incoming).encode())
-        status = 500  # unless a response starts
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), request_id_header]
-            await send(message)
-
+        send_with_id = request_ids.TaggedSend(send, request_ids.begin(incoming), status=500)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")  # set by the router: the template, never the raw path
             template = getattr(route, "path", None) or UNMATCHED
             self.metrics.observe_request(
-                scope["method"], template, status, time.perf_counter() - started
+                scope["method"], template, send_with_id.status, time.perf_counter() - started
             )
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from muster.scim import versioning
-from muster.scim.listing import list_response, search_request_params
+from muster.scim.listing import cursor_list_response, list_response, search_request_params
 from muster.scim.projection import Projection
 from muster.scim.records import StoredGroup
 from muster.services import groups
@@ -91,15 +91,7 @@ async def list_groups(request: Request, scim: ScimRequest | None = None) -> Resp
             groups.list_groups_by_cursor, query, with_members=with_members
         )
         resources = _group_bodies(by_cursor.items, members, projection, base, with_members)
-        return scim_response(
-            list_response(
-                by_cursor.total,
-                None,
-                resources,
-                next_cursor=by_cursor.next_cursor,
-                previous_cursor=by_cursor.previous_cursor,
-            )
-        )
+        return scim_response(cursor_list_response(by_cursor, resources))
     total, page, members = scim.run(groups.list_groups, query, with_members=with_members)
     resources = _group_bodies(page, members, projection, base, with_members)
     return scim_response(list_response(total, query.start_index, resources))

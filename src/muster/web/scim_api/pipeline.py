@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from muster.errors import ScimError
 from muster.services import api_tokens, provisioning_log
@@ -74,15 +74,7 @@ class ScimPipeline:
             request_id, _base_url(scope, headers, self.wiring.settings.public_url)
         )
         scope[SCOPE_KEY] = context
-        status = 0  # 0 until the response starts
-        request_id_header = (b"x-request-id", request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), request_id_header]
-            await send(message)
+        send_with_id = request_ids.TaggedSend(send, request_id, status=0)  # 0: not started
 
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         claimed = claimed_tenant(authorization)
@@ -122,16 +114,18 @@ class ScimPipeline:
             if context.error is not None:
                 if uow is not None:
                     uow.close()  # roll back and let go of any lock before waiting on the network
-                if status == 0:  # a streamed body that failed midway can only be cut short
+                # Not started yet; a streamed body that failed midway can only be cut short.
+                if send_with_id.status == 0:
                     await error_response(context.error, request_id)(scope, receive, send_with_id)
         finally:
             if uow is not None:
                 uow.close()
             if principal is not None and principal.is_use_stale:
                 self._record_token_use(principal)
-            self._record(scope, headers, context, status or 500, authorization, started)
+            status = send_with_id.status or 500
+            self._record(scope, headers, context, status, authorization, started)
             self.wiring.metrics.observe_scim(
-                scope["method"], scope["path"], status or 500, context.error, started
+                scope["method"], scope["path"], status, context.error, started
             )
 
     def _record_token_use(self, principal: Principal) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from muster.scim.listing import list_response, search_request_params
+from muster.scim.listing import cursor_list_response, list_response, search_request_params
 from muster.services import searches
 from muster.web.scim_api.requests import ScimRequest
 from muster.web.scim_api.responses import group_body, member_items, scim_response, user_body
@@ -32,13 +32,7 @@ async def search_resources(request: Request) -> Response:
             body["members"] = member_items(page.members.get(group.group_id, []), base)
         resources.append(projection.apply(body))
     if query.cursor is not None:
-        body = list_response(
-            page.total,
-            None,
-            resources,
-            next_cursor=page.next_cursor,
-            previous_cursor=page.previous_cursor,
-        )
+        body = cursor_list_response(page, resources)
     else:
         body = list_response(page.total, query.start_index, resources)
     return scim_response(body)

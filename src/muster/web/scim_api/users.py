@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from muster.scim import client_quirks, versioning
-from muster.scim.listing import list_response, search_request_params
+from muster.scim.listing import cursor_list_response, list_response, search_request_params
 from muster.scim.records import StoredUser
 from muster.services import users
 from muster.web.scim_api.requests import ScimRequest
@@ -55,15 +55,7 @@ async def list_users(request: Request, scim: ScimRequest | None = None) -> Respo
             users.list_users_by_cursor, query, with_groups=projection.wants("groups")
         )
         resources = [projection.apply(user_body(u, base)) for u in by_cursor.items]
-        return scim_response(
-            list_response(
-                by_cursor.total,
-                None,
-                resources,
-                next_cursor=by_cursor.next_cursor,
-                previous_cursor=by_cursor.previous_cursor,
-            )
-        )
+        return scim_response(cursor_list_response(by_cursor, resources))
     total, page = scim.run(users.list_users, query, with_groups=projection.wants("groups"))
     resources = [projection.apply(user_body(u, base)) for u in page]
     return scim_response(list_response(total, query.start_index, resources))
