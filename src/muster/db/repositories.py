@@ -573,11 +573,12 @@ class GroupRepository:
     def remove_all(self, group_id: str, *, source: str) -> int:
         return self._conn.execute(sql.REMOVE_ALL, self._scope(group_id, b_source=source)).rowcount
 
-    def set_member(self, group_id: str, user_id: str, *, source: str, now: datetime) -> None:
-        """Make one membership exist with this source (an admin's manual add)."""
+    def set_member(self, group_id: str, user_id: str, *, source: str, now: datetime) -> bool:
+        """Make one membership exist with this source (an admin's manual add); True if new."""
         params = self._scope(group_id, b_user=user_id, b_source=source)
-        if not self._conn.execute(sql.SET_MEMBER_SOURCE, params).rowcount:
-            self._conn.execute(
+        if self._conn.execute(sql.SET_MEMBER_SOURCE, params).rowcount:
+            return False
+        self._conn.execute(
                 sql.INSERT_MEMBERSHIP,
                 {
                     "tenant_id": self._tenant_id,
@@ -587,10 +588,13 @@ class GroupRepository:
                     "added_at": now,
                 },
             )
+        return True
 
-    def remove_member(self, group_id: str, user_id: str) -> bool:
+    def remove_member(self, group_id: str, user_id: str) -> str | None:
+        """End one membership; return who had made it (idp | manual), None if there was none."""
         params = self._scope(group_id, b_user=user_id)
-        return self._conn.execute(sql.REMOVE_MEMBER, params).rowcount == 1
+        row = self._conn.execute(sql.REMOVE_MEMBER, params).first()
+        return None if row is None else str(row.source)
 
     def member_batches(self, group_id: str, batch_size: int) -> Iterator[list[tuple[str, str]]]:
         """Yield (user id, userName) of the members in batches, in id order, never all at once."""

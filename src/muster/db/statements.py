@@ -7,9 +7,10 @@ the repositories lives here; parameters are named b_* so they never clash with c
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Integer,
@@ -22,12 +23,18 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from muster.db.sql_json import json_object
 from muster.db.tables import (
     ApiTokenRow,
+    EventRow,
+    EventStreamRow,
     GroupRow,
     MembershipRow,
     ProvisioningLogRow,
@@ -43,6 +50,8 @@ user_emails = cast(Table, UserEmailRow.__table__)
 groups = cast(Table, GroupRow.__table__)
 memberships = cast(Table, MembershipRow.__table__)
 provisioning_log = cast(Table, ProvisioningLogRow.__table__)
+events = cast(Table, EventRow.__table__)
+event_streams = cast(Table, EventStreamRow.__table__)
 
 # A per-connection scratch table for member id lists, so that membership changes are
 # set-based statements however long the list is (SQLite caps bound parameters at 32,766).
@@ -213,36 +222,45 @@ UNKNOWN_STAGED = (
 )
 CLEAR_STAGE = delete(staged_members)
 STAGE = insert(staged_members)
+SOURCE = bindparam("b_source", type_=String(8))
+NOW = bindparam("b_now", type_=DateTime())
+# The staged users who would become members (shared with their outbox events below).
+_ADDABLE = (
+    users.c.tenant_id == TENANT,
+    users.c.id.in_(select(staged_members.c.user_id)),
+    ~exists().where(_MEMBERS_OF, memberships.c.user_id == users.c.id),
+    # The IdP never adds a user made by hand (the product rule for local users).
+    users.c.source.not_in(bindparam("b_skipped_sources", expanding=True)),
+)
 ADD_STAGED = insert(memberships).from_select(
     ["tenant_id", "group_id", "user_id", "source", "added_at"],
-    select(
-        TENANT,
-        ID,
-        users.c.id,
-        bindparam("b_source", type_=String(8)),
-        bindparam("b_now", type_=DateTime()),
-    ).where(
-        users.c.tenant_id == TENANT,
-        users.c.id.in_(select(staged_members.c.user_id)),
-        ~exists().where(_MEMBERS_OF, memberships.c.user_id == users.c.id),
-        # The IdP never adds a user made by hand (the product rule for local users).
-        users.c.source.not_in(bindparam("b_skipped_sources", expanding=True)),
-    ),
+    select(TENANT, ID, users.c.id, SOURCE, NOW).where(*_ADDABLE),
 )
-REMOVE_STAGED = delete(memberships).where(
-    _MEMBERS_OF, _SOURCE, memberships.c.user_id.in_(select(staged_members.c.user_id))
+_STAGED_MEMBERS = (
+    _MEMBERS_OF,
+    _SOURCE,
+    memberships.c.user_id.in_(select(staged_members.c.user_id)),
 )
-REMOVE_UNSTAGED = delete(memberships).where(
-    _MEMBERS_OF, _SOURCE, memberships.c.user_id.not_in(select(staged_members.c.user_id))
+_UNSTAGED_MEMBERS = (
+    _MEMBERS_OF,
+    _SOURCE,
+    memberships.c.user_id.not_in(select(staged_members.c.user_id)),
 )
-REMOVE_ALL = delete(memberships).where(_MEMBERS_OF, _SOURCE)
+_ALL_MEMBERS = (_MEMBERS_OF, _SOURCE)
+REMOVE_STAGED = delete(memberships).where(*_STAGED_MEMBERS)
+REMOVE_UNSTAGED = delete(memberships).where(*_UNSTAGED_MEMBERS)
+REMOVE_ALL = delete(memberships).where(*_ALL_MEMBERS)
 SET_MEMBER_SOURCE = (
     update(memberships)
     .where(_MEMBERS_OF, memberships.c.user_id == bindparam("b_user"))
     .values(source=bindparam("b_source"))
 )
 INSERT_MEMBERSHIP = insert(memberships)
-REMOVE_MEMBER = delete(memberships).where(_MEMBERS_OF, memberships.c.user_id == bindparam("b_user"))
+REMOVE_MEMBER = (
+    delete(memberships)
+    .where(_MEMBERS_OF, memberships.c.user_id == bindparam("b_user"))
+    .returning(memberships.c.source)
+)
 _MEMBER_USER = and_(
     users.c.tenant_id == memberships.c.tenant_id, users.c.id == memberships.c.user_id
 )
@@ -295,4 +313,77 @@ LOG_BOUNDARY = (
 )
 PRUNE_LOG_BY_COUNT = delete(provisioning_log).where(
     _LOG_OF_TENANT, provisioning_log.c.id <= bindparam("b_boundary")
+)
+
+
+# -- events (the outbox) ---------------------------------------------------------------------
+def _reserve(dialect_insert: Any) -> Any:
+    """Add b_count to the tenant's counter (making it on first use); return the new last_seq.
+
+    The upsert locks the counter row until the transaction ends, so numbers are handed out in
+    commit order (see EventStreamRow); b_count 0 only takes the lock and reads the number.
+    """
+    count = bindparam("b_count", type_=BigInteger())
+    stmt = dialect_insert(event_streams).values(tenant_id=TENANT, last_seq=count)
+    return stmt.on_conflict_do_update(
+        index_elements=[event_streams.c.tenant_id],
+        set_={"last_seq": event_streams.c.last_seq + stmt.excluded.last_seq},
+    ).returning(event_streams.c.last_seq)
+
+
+RESERVE_EVENTS = {"sqlite": _reserve(sqlite_insert), "postgresql": _reserve(postgresql_insert)}
+INSERT_EVENT = insert(events)
+EVENT_COLUMNS = ["tenant_id", "seq", "type", "occurred_at", "resource_type", "resource_id", "data"]
+_FIRST_SEQ = bindparam("b_seq", type_=BigInteger())
+
+
+def _member_events(type_: str, user_id: Any, user_name: Any, source: Any) -> Any:
+    """Event columns for one membership per row, numbered after b_seq in user id order."""
+    return (
+        TENANT,
+        _FIRST_SEQ + func.row_number().over(order_by=user_id),
+        literal_column(f"'{type_}'", String(40)),
+        NOW,
+        literal_column("'Group'", String(16)),
+        ID,
+        json_object("userId", user_id, "userName", user_name, "source", source),
+    )
+
+
+# preserve_rowcount: SQLAlchemy reports an INSERT's row count only when asked (it is how many
+# events were numbered).
+ADDED_MEMBER_EVENTS = (
+    insert(events)
+    .from_select(
+        EVENT_COLUMNS,
+        select(
+            *_member_events("group.member_added", users.c.id, users.c.user_name, SOURCE)
+        ).where(*_ADDABLE),
+    )
+    .execution_options(preserve_rowcount=True)
+)
+
+
+def _removed_member_events(condition: tuple[Any, ...]) -> Any:
+    columns = _member_events(
+        "group.member_removed", memberships.c.user_id, users.c.user_name, memberships.c.source
+    )
+    return (
+        insert(events)
+        .from_select(EVENT_COLUMNS, select(*columns).join(users, _MEMBER_USER).where(*condition))
+        .execution_options(preserve_rowcount=True)
+    )
+
+
+REMOVED_STAGED_EVENTS = _removed_member_events(_STAGED_MEMBERS)
+REMOVED_UNSTAGED_EVENTS = _removed_member_events(_UNSTAGED_MEMBERS)
+REMOVED_ALL_EVENTS = _removed_member_events(_ALL_MEMBERS)
+EVENTS_AFTER = (
+    select(events)
+    .where(events.c.tenant_id == TENANT, events.c.seq > _FIRST_SEQ)
+    .order_by(events.c.seq)
+    .limit(LIMIT)
+)
+EVENT_STREAM = select(event_streams.c.last_seq, event_streams.c.pruned_through).where(
+    event_streams.c.tenant_id == TENANT
 )

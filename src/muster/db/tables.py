@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -66,6 +67,8 @@ class ApiTokenRow(Base):
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
+    # scim: the IdP's SCIM bearer token; events: the platform's key for /api/v1/events.
+    kind: Mapped[str] = mapped_column(String(8), default="scim", server_default="scim")
     prefix: Mapped[str] = mapped_column(String(32))
     token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
@@ -345,3 +348,94 @@ class RateLimitRow(Base):
     token_id: Mapped[str] = mapped_column(ID, primary_key=True)
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix seconds
     count: Mapped[int] = mapped_column(Integer)
+
+
+class EventStreamRow(Base):
+    """A tenant's event counter: the last sequence number given to one of its events.
+
+    The row is bumped inside each changing transaction and stays locked until it commits, so a
+    tenant's sequence numbers are given in commit order: a reader that has seen number N will
+    never later find a smaller one appear (the cursor of the events API relies on it).
+    """
+
+    __tablename__ = "event_streams"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    # Events up to this number were removed by retention (a cursor before it has lost events).
+    pruned_through: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class EventRow(Base):
+    """One change, written in the same transaction as the change itself (the outbox)."""
+
+    __tablename__ = "events"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # per tenant, from 1
+    type: Mapped[str] = mapped_column(String(40))  # user.deactivated, group.member_added, ...
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    resource_type: Mapped[str] = mapped_column(String(16))  # User | Group | Tenant | Token
+    resource_id: Mapped[str] = mapped_column(String(255))  # orders deliveries per resource
+    data: Mapped[dict[str, Any] | None] = mapped_column(Document, nullable=True)
+
+
+class WebhookEndpointRow(Base):
+    """A URL of the tenant's that receives its events, signed with the endpoint's secret."""
+
+    __tablename__ = "webhook_endpoints"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Kept as is: every delivery is signed with it, so it cannot be a one-way hash like tokens.
+    secret: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    # Event types sent (None: all of them).
+    event_types: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # The tenant's last event already queued for this endpoint (webhooks fan out from here).
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WebhookDeliveryRow(Base):
+    """One event to one endpoint: pending -> sending -> delivered, or dead after N failures."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "endpoint_id"],
+            ["webhook_endpoints.tenant_id", "webhook_endpoints.id"],
+            ondelete="CASCADE",
+        ),
+        # Per-resource order: is an earlier delivery of this resource still on its way?
+        Index(None, "tenant_id", "endpoint_id", "resource_id", "event_seq"),
+        # The worker's queue. It is read across tenants, so unlike every other index it is not
+        # led by tenant_id; each shard's worker reads only its own shard's queue.
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            sqlite_where=text("state IN ('pending', 'sending')"),
+            postgresql_where=text("state IN ('pending', 'sending')"),
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    event_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(10))  # pending | sending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HTTP status
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -14,6 +14,7 @@ from muster.db.console_repositories import (
     IdentityProviderRepository,
 )
 from muster.db.engine import BEGIN_KEY, driver_begin, driver_end
+from muster.db.outbox import EventRepository
 from muster.db.rate_limits import RateLimitRepository
 from muster.db.repositories import (
     ApiTokenRepository,
@@ -174,6 +175,10 @@ class UnitOfWork:
     @property
     def groups(self) -> GroupRepository:
         return GroupRepository(self._connection(), self._scoped_tenant())
+
+    @property
+    def events(self) -> EventRepository:
+        return EventRepository(self._connection(), self._scoped_tenant())
 
     @property
     def log(self) -> ProvisioningLogRepository:

@@ -12,6 +12,7 @@ from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
 from muster.scim.records import TenantInfo
+from muster.services import events
 from muster.services.clock import utcnow
 from muster.services.tenants import ENTERPRISE, tenant_by_slug
 
@@ -75,11 +76,15 @@ def issue_scim_token(uow: UnitOfWork, slug: str) -> IssuedToken:
         secret = secrets.token_urlsafe(32)
         token = f"{TOKEN_PREFIX}{tenant.tenant_id.replace('-', '')}_{secret}"
         prefix = f"{TOKEN_PREFIX}…{secret[:8]}"
+        previous = uow.tokens.current()
         uow.tokens.revoke_all(now)
+        if previous is not None:
+            events.tenant_event(uow, events.SCIM_TOKEN_REVOKED, now, prefix=previous.prefix)
         uow.tokens.add(
             {"id": new_id(), "prefix": prefix, "token_hash": _hash(token), "created_at": now}
         )
-        uow.tenants.change(tenant.tenant_id, scim_enabled=True)
+        events.tenant_event(uow, events.SCIM_TOKEN_ISSUED, now, prefix=prefix)
+        _set_scim(uow, tenant, enabled=True, now=now)
         refreshed = uow.tenants.get(tenant.tenant_id)
         uow.commit()
     assert refreshed is not None
@@ -92,13 +97,19 @@ def _tenant_for_change(uow: UnitOfWork, slug: str) -> TenantInfo:
     return tenant
 
 
+def _set_scim(uow: UnitOfWork, tenant: TenantInfo, *, enabled: bool, now: datetime) -> None:
+    if tenant.scim_enabled != enabled:
+        uow.tenants.change(tenant.tenant_id, scim_enabled=enabled)
+        events.tenant_event(uow, events.SCIM_ENABLED if enabled else events.SCIM_DISABLED, now)
+
+
 def turn_scim_off(uow: UnitOfWork, slug: str) -> None:
     """Turn SCIM off: the tenant's token stops working, answered 403 "SCIM is turned off"."""
     # The token is kept (not revoked) so a client still using it learns *why* it is refused
     # (403, SCIM off) rather than being told its token is wrong (401).
     with uow:
         tenant = _tenant_for_change(uow, slug)
-        uow.tenants.change(tenant.tenant_id, scim_enabled=False)
+        _set_scim(uow, tenant, enabled=False, now=utcnow())
         uow.commit()
 
 
@@ -167,7 +178,7 @@ def turn_scim_on(uow: UnitOfWork, slug: str) -> TokenInfo | None:
         tenant = _tenant_for_change(uow, slug)
         if tenant.plan != ENTERPRISE:
             raise ScimError.forbidden(ENTERPRISE_ONLY)
-        uow.tenants.change(tenant.tenant_id, scim_enabled=True)
+        _set_scim(uow, tenant, enabled=True, now=utcnow())
         row = uow.tokens.current()
         uow.commit()
     if row is None:

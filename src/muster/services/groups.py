@@ -27,11 +27,12 @@ from muster.scim.groups import (
 )
 from muster.scim.listing import ListQuery
 from muster.scim.records import StoredGroup
-from muster.services import paging
+from muster.services import events, paging
 from muster.services.clock import utcnow
 from muster.services.pages import PAGE_SIZE, Page, offset_of
 
 IDP, MANUAL = "idp", "manual"
+LOCAL_USERS = ("local",)
 MEMBER_BATCH = 1000
 NESTED_GROUP = (
     "members: {ids} is a group; nested (linked) groups are not supported. Assign each group "
@@ -66,21 +67,28 @@ def _check_members(uow: UnitOfWork, user_ids: Sequence[str]) -> None:
 
 
 def _apply_step(uow: UnitOfWork, group_id: str, step: MemberStep) -> None:
+    # Each statement is preceded by the one that records an event per membership it changes.
     now = utcnow()
     if step.action == "remove_all":
+        events.members_about_to_change(uow, group_id, "remove_all", source=IDP, at=now)
         uow.groups.remove_all(group_id, source=IDP)
         return
     if step.action == "remove":
         # Removing someone who is not a member is a no-op, as Okta and Entra expect.
         uow.groups.stage([u for u in step.user_ids if could_be_id(u)])
+        events.members_about_to_change(uow, group_id, "remove", source=IDP, at=now)
         uow.groups.remove_staged(group_id, source=IDP)
         return
     _check_members(uow, step.user_ids)
     if step.action == "replace":
         # Only memberships the IdP made are replaced; an admin's manual ones stay.
+        events.members_about_to_change(uow, group_id, "remove_unstaged", source=IDP, at=now)
         uow.groups.remove_unstaged(group_id, source=IDP)
     # Users made by hand are never added to a group by the IdP (the product rule).
-    uow.groups.add_staged(group_id, source=IDP, now=now, skip_sources=("local",))
+    events.members_about_to_change(
+        uow, group_id, "add", source=IDP, at=now, skip_sources=LOCAL_USERS
+    )
+    uow.groups.add_staged(group_id, source=IDP, now=now, skip_sources=LOCAL_USERS)
 
 
 def _bump(
@@ -98,6 +106,7 @@ def _bump(
     values["external_id"] = document.get("externalId")
     if not uow.groups.change(group.group_id, values, read_version=group.version):
         raise versioning.changed_since_read("Group", group.group_id)
+    events.group_changed(uow, group.group_id, group.document, document, now)
     return StoredGroup(group.group_id, document, group.created, now, group.version + 1)
 
 
@@ -126,6 +135,7 @@ def create_group(uow: UnitOfWork, payload: Any) -> GroupOutcome:
                 "version": 1,
             }
         )
+        events.group_created(uow, group_id, incoming.document, now)
         if incoming.members:
             _apply_step(uow, group_id, MemberStep("add", tuple(incoming.members)))
         uow.commit()
@@ -231,6 +241,7 @@ def delete_group(uow: UnitOfWork, group_id: str, *, if_match: str | None = None)
         versioning.require_match(group.version, if_match)
         if not uow.groups.remove(group_id, read_version=group.version):
             raise versioning.changed_since_read("Group", group_id)
+        events.group_deleted(uow, group_id, group.document, utcnow())
         uow.commit()
 
 
@@ -242,6 +253,12 @@ def _group_by_name(uow: UnitOfWork, display_name: str) -> StoredGroup:
     return group
 
 
+def _user_name(uow: UnitOfWork, user_id: str) -> str:
+    user = uow.users.get(user_id)
+    assert user is not None  # found by email in this transaction
+    return str(user.document.get("userName", ""))
+
+
 def add_manual_member(uow: UnitOfWork, display_name: str, email: str) -> None:
     """Add a user to a group by hand; an IdP push will never remove this membership."""
     with uow:
@@ -249,7 +266,9 @@ def add_manual_member(uow: UnitOfWork, display_name: str, email: str) -> None:
         user_id = uow.users.id_by_email(email.lower())
         if user_id is None:
             raise ScimError(404, f"no user with email {email!r}")
-        uow.groups.set_member(group.group_id, user_id, source=MANUAL, now=utcnow())
+        now = utcnow()
+        if uow.groups.set_member(group.group_id, user_id, source=MANUAL, now=now):
+            events.member_added(uow, group.group_id, user_id, _user_name(uow, user_id), MANUAL, now)
         _bump(uow, group)
         uow.commit()
 
@@ -259,8 +278,11 @@ def remove_manual_member(uow: UnitOfWork, display_name: str, email: str) -> None
     with uow:
         group = _group_by_name(uow, display_name)
         user_id = uow.users.id_by_email(email.lower())
-        if user_id is None or not uow.groups.remove_member(group.group_id, user_id):
+        source = uow.groups.remove_member(group.group_id, user_id) if user_id else None
+        if user_id is None or source is None:
             raise ScimError(404, f"{email!r} is not a member of {display_name!r}")
+        user_name = _user_name(uow, user_id)
+        events.member_removed(uow, group.group_id, user_id, user_name, source, utcnow())
         _bump(uow, group)
         uow.commit()
 

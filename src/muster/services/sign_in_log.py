@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
+from muster.services import events
 from muster.services.pages import PAGE_SIZE, Page, offset_of
 
 MAX_DETAIL = 500
@@ -54,6 +55,10 @@ def record_attempt(
                 "user_id": user_id,
             }
         )
+        if code is not None:
+            events.sign_in_refused(
+                uow, email=email, user_id=user_id, code=code, detail=detail, flow=flow, at=at
+            )
         assert uow.tenant_id is not None
         seen = _recorded[uow.tenant_id] = _recorded.get(uow.tenant_id, 0) + 1
         if seen % PRUNE_EVERY == 0:

@@ -15,7 +15,7 @@ from muster.scim.listing import ListQuery
 from muster.scim.records import StoredUser
 from muster.scim.resources import UserInput, identity_email, parse_user
 from muster.scim.schemas import ENTERPRISE_ATTRIBUTES, ENTERPRISE_URN, USER_ATTRIBUTES, USER_URN
-from muster.services import paging, seats
+from muster.services import events, paging, seats
 from muster.services.clock import utcnow
 from muster.services.pages import PAGE_SIZE, Page, offset_of
 from muster.services.provisioning_log import LogLine, entries_page
@@ -111,6 +111,9 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
             ):
                 raise versioning.changed_since_read("User", user_id)
             user = _stored(user_id, incoming, active, source, current.created, now, version)
+            events.user_changed(
+                uow, user_id, current.document, current.active, incoming.document, active, now
+            )
             _attach_groups(uow, [user])  # deactivation kept their memberships
         else:
             if active:
@@ -119,6 +122,7 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
             values = _columns(incoming, active, source, now, 1)
             uow.users.add({**values, "id": user_id, "created_at": now}, incoming.emails)
             user = _stored(user_id, incoming, active, source, now, now, 1)
+            events.user_created(uow, user_id, incoming.document, active, now)
         uow.commit()
     return Outcome(user, incoming.quirks, created=True)
 
@@ -205,6 +209,9 @@ def _rewrite(uow: UnitOfWork, current: StoredUser, incoming: UserInput, active: 
     values = _columns(incoming, active, current.source, now, version)
     if not uow.users.change(current.user_id, values, emails, read_version=current.version):
         raise versioning.changed_since_read("User", current.user_id)
+    events.user_changed(
+        uow, current.user_id, current.document, current.active, incoming.document, active, now
+    )
     return _stored(current.user_id, incoming, active, current.source, current.created, now, version)
 
 
@@ -253,6 +260,7 @@ def delete_user(uow: UnitOfWork, user_id: str, *, if_match: str | None = None) -
             raise versioning.changed_since_read("User", user_id)
         if current.active:
             seats.release_seat(uow)
+        events.user_deleted(uow, user_id, current.document, utcnow())
         uow.commit()
 
 
