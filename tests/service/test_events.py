@@ -11,7 +11,7 @@ import pytest
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
 from muster.scim.records import TenantInfo
-from muster.services import api_tokens, groups, sign_in_log, users
+from muster.services import api_tokens, events, groups, sign_in_log, users
 from tests.factories import build_user, given_tenant, given_user, patch_op
 from tests.group_factories import build_group, given_group, given_local_user, given_users, members
 
@@ -241,3 +241,15 @@ def test_tenants_number_their_events_separately(uow_factory: UowFactory, uow: Un
     given_user(other)
     assert [e.seq for e in _events(uow)] == [1]
     assert [e.seq for e in _events(other)] == [1, 2]
+
+
+def test_an_event_reads_the_same_every_time_with_a_stable_id(uow: UnitOfWork) -> None:
+    user = given_user(uow)
+    (row,) = _events(uow)
+    assert uow.tenant_id is not None
+    first = events.public_event(uow.tenant_id, row)
+    assert first == events.public_event(uow.tenant_id, _events(uow)[0])
+    assert first["sequence"] == 1 and first["type"] == "user.created"
+    assert first["resource"] == {"type": "User", "id": user.user_id}
+    assert first["time"].endswith("Z")
+    assert first["id"] != events.event_id(uow.tenant_id, 2)

@@ -10,6 +10,7 @@ Implied changes are not repeated: `user.deleted` ends all of that user's members
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,8 @@ EVENT_TYPES = (
     SCIM_ENABLED,
     SCIM_DISABLED,
 )
+# Event ids are derived from (tenant, number): stable, unique, and never stored twice.
+_EVENT_IDS = uuid.UUID("5f0c2b7e-3a51-4d6e-9b1f-6c2d8e4a7f10")
 # Never in an event: secrets, and what the server computes rather than the IdP sends.
 _NOT_ATTRIBUTES = frozenset({"password", "meta", "id", "groups", "schemas"})
 
@@ -213,3 +216,21 @@ def tenant_event(uow: UnitOfWork, type_: str, at: datetime, **data: Any) -> None
     """An account-level change: a SCIM token issued or revoked, SCIM turned on or off."""
     tenant_id = _tenant(uow)
     uow.events.append(type_, at, TENANT, tenant_id, data or None)
+
+
+def event_id(tenant_id: str, seq: int) -> str:
+    """The event's stable id (a UUIDv5 of its tenant and number)."""
+    return str(uuid.uuid5(_EVENT_IDS, f"{tenant_id}/{seq}"))
+
+
+def public_event(tenant_id: str, row: Any) -> dict[str, Any]:
+    """An event row as the events API lists it and a webhook receives it (JSON-ready)."""
+    return {
+        "id": event_id(tenant_id, row.seq),
+        "sequence": row.seq,
+        "type": row.type,
+        "time": row.occurred_at.isoformat(timespec="milliseconds") + "Z",
+        "tenantId": tenant_id,
+        "resource": {"type": row.resource_type, "id": row.resource_id},
+        "data": row.data or {},
+    }
