@@ -244,7 +244,9 @@ _STAGED_MEMBERS = (
 _UNSTAGED_MEMBERS = (
     _MEMBERS_OF,
     _SOURCE,
-    memberships.c.user_id.not_in(select(staged_members.c.user_id)),
+    # NOT EXISTS, not NOT IN: PostgreSQL runs NOT IN (subquery) as a per-row scan of the list
+    # once it outgrows work_mem (100,000 ids), but NOT EXISTS as one hash anti-join.
+    ~exists().where(staged_members.c.user_id == memberships.c.user_id),
 )
 _ALL_MEMBERS = (_MEMBERS_OF, _SOURCE)
 REMOVE_STAGED = delete(memberships).where(*_STAGED_MEMBERS)
