@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -156,30 +155,25 @@ class Principal:
         return self.last_used is None or utcnow() - self.last_used > LAST_USED_RESOLUTION
 
 
-def _tokens_of(kind: str) -> Callable[[UnitOfWork], ApiTokenRepository]:
-    return (lambda uow: uow.tokens) if kind == SCIM else (lambda uow: uow.events_keys)
+def _tokens(uow: UnitOfWork, kind: str) -> ApiTokenRepository:
+    return uow.tokens if kind == SCIM else uow.events_keys
 
 
-_SCIM_TOKENS, _EVENTS_KEYS = _tokens_of(SCIM), _tokens_of(EVENTS)
+_KIND_PREFIXES = {SCIM: TOKEN_PREFIX, EVENTS: EVENTS_KEY_PREFIX}
 _NOT_VALID = "the bearer token is not valid (revoked, replaced or mistyped)"
 
 
-def _live_token(
-    uow: UnitOfWork,
-    token: str | None,
-    kind_prefix: str,
-    tokens: Callable[[UnitOfWork], ApiTokenRepository],
-) -> tuple[str, ActiveToken]:
+def _live_token(uow: UnitOfWork, token: str | None, kind: str) -> tuple[str, ActiveToken]:
     """Find the live token of this kind matching `token`: (tenant id, row); 401 otherwise."""
     # A request's unit of work was made for the tenant its token names (the pipeline read it);
     # a token of another tenant then simply finds no row below.
-    tenant_id = uow.tenant_id or (tenant_of_token(token, kind_prefix) if token else None)
+    tenant_id = uow.tenant_id or (tenant_of_token(token, _KIND_PREFIXES[kind]) if token else None)
     if tenant_id is None:
         raise ScimError.unauthorized()
     computed = _hash(token or "")
     with uow.reading():
         uow.bind_tenant(tenant_id)
-        row = tokens(uow).find_active(computed)
+        row = _tokens(uow, kind).find_active(computed)
     # The row was found by its hash; the constant-time compare keeps any future change of the
     # lookup (say, by prefix) from turning into a timing oracle on the secret.
     if row is None or not hmac.compare_digest(row.token_hash, computed):
@@ -189,7 +183,7 @@ def _live_token(
 
 def authenticate_token(uow: UnitOfWork, token: str | None) -> Principal:
     """Resolve a bearer token to its tenant; 401 for an unknown one, 403 when SCIM is off."""
-    tenant_id, row = _live_token(uow, token, TOKEN_PREFIX, _SCIM_TOKENS)
+    tenant_id, row = _live_token(uow, token, SCIM)
     if row.plan != ENTERPRISE:
         raise ScimError.forbidden(ENTERPRISE_ONLY)
     if not row.scim_enabled:
@@ -205,7 +199,7 @@ def record_token_use(uow: UnitOfWork, principal: Principal) -> None:
     if not principal.is_use_stale:
         return
     with uow:
-        _tokens_of(principal.kind)(uow).touch(principal.token_id, utcnow())
+        _tokens(uow, principal.kind).touch(principal.token_id, utcnow())
         uow.commit()
 
 
@@ -269,5 +263,5 @@ def current_events_key(uow: UnitOfWork) -> TokenInfo | None:
 
 def authenticate_events_key(uow: UnitOfWork, key: str | None) -> Principal:
     """Resolve an events API key to its tenant; 401 for an unknown, revoked or SCIM token."""
-    tenant_id, row = _live_token(uow, key, EVENTS_KEY_PREFIX, _EVENTS_KEYS)
+    tenant_id, row = _live_token(uow, key, EVENTS)
     return Principal(tenant_id=tenant_id, token_id=row.id, last_used=row.last_used_at, kind=EVENTS)
