@@ -17,6 +17,7 @@ from muster.config import Settings
 from muster.services.database import Database
 from muster.web.asgi import MusterApp
 from muster.web.console.routes import attach_console, console_routes
+from muster.web.events_api.routes import events_api_routes
 from muster.web.metrics import Metrics
 from muster.web.scim_api.routes import scim_app
 from muster.web.sso.routes import attach_sso, sso_routes
@@ -79,6 +80,7 @@ def create_app(
             *console_routes(),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *sso_routes(),
+            *events_api_routes(),
         ],
         middleware=[Middleware(SiteTelemetry, metrics=metrics)],
         lifespan=lifespan,

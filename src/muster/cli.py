@@ -17,7 +17,16 @@ import click
 from muster.config import Settings
 from muster.errors import ScimError
 from muster.process_logs import logging_config
-from muster.services import admins, api_tokens, groups, provisioning_log, tenants, users
+from muster.services import (
+    admins,
+    api_tokens,
+    event_log,
+    groups,
+    provisioning_log,
+    tenants,
+    users,
+)
+from muster.services.clock import utcnow
 from muster.services.database import Database, UnitOfWork
 from muster.services.tenants import PLANS
 
@@ -233,6 +242,49 @@ def scim_off(ctx: Context, slug: str) -> None:
     """Turn SCIM off for SLUG; its token stops working."""
     api_tokens.turn_scim_off(ctx.uow(), slug)
     click.echo(f"SCIM is off for {slug}; its token is refused until `muster scim-token {slug}`.")
+
+
+@main.command("events-key")
+@click.argument("slug")
+@click.option("--revoke", is_flag=True, help="Revoke the key instead; none replaces it.")
+@pass_context
+@_fails_cleanly
+def events_key(ctx: Context, slug: str, revoke: bool) -> None:
+    """Issue SLUG's events API key (printed once, on the last line), replacing any previous one."""
+    if revoke:
+        revoked = api_tokens.revoke_events_key(ctx.uow(), slug)
+        if revoked is None:
+            click.echo(f"{slug} has no events API key; nothing to revoke.")
+        else:
+            click.echo(f"Revoked {slug}'s events API key {revoked}; it no longer works.")
+        return
+    issued = api_tokens.issue_events_key(ctx.uow(), slug)
+    if issued.replaced:
+        click.echo(
+            f"Replaced {slug}'s events API key {issued.replaced}; it no longer works.", err=True
+        )
+    else:
+        click.echo(f"{slug} had no events API key.", err=True)
+    click.echo(
+        "Use this key as `Authorization: Bearer <key>` on GET /api/v1/events; "
+        "it will not be shown again:",
+        err=True,
+    )
+    click.echo(issued.secret)
+
+
+@main.group()
+def events() -> None:
+    """Change events (the outbox behind GET /api/v1/events and webhooks)."""
+
+
+@events.command("prune")
+@pass_context
+def events_prune(ctx: Context) -> None:
+    """Remove every tenant's events older than MUSTER_EVENT_RETENTION_DAYS now."""
+    days = ctx.settings.event_retention_days
+    removed = event_log.prune_events(ctx.uow, now=utcnow(), retention_days=days)
+    click.echo(f"removed {removed} events older than {days} days")
 
 
 @main.command("log")

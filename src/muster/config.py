@@ -66,3 +66,9 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         0, ge=0, description="PostgreSQL: cancel any statement running longer (0: never)."
     )
+    event_retention_days: int = Field(
+        30,
+        ge=1,
+        description="Change events older are removed (GET /api/v1/events then answers 410 for "
+        "a cursor from before them); the delivery worker prunes periodically.",
+    )

@@ -124,3 +124,44 @@ def test_create_a_local_user(page: Page, uow_factory: UowFactory, tenant: Tenant
     expect(page.get_by_role("status")).to_contain_text("Local user created")
     expect(page.get_by_role("heading", name="Lou Local")).to_be_visible()
     expect(page.get_by_text("Local (made in Muster)")).to_be_visible()
+
+
+def events_get(url: str, key: str) -> tuple[int, dict[str, object]]:
+    """GET the events API with the key, as the platform's own consumer would."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), json.loads(error.read())
+
+
+def test_generate_an_events_key_read_events_then_revoke_it(
+    page: Page, live_url: str, uow_factory: UowFactory, tenant: TenantInfo
+) -> None:
+    sign_in(page, given_admin(uow_factory(), tenant.slug))
+
+    page.get_by_role("link", name="Events API").click()
+    card = page.locator("#events-api")
+    expect(card.get_by_role("heading", name="Platform events API")).to_be_visible()
+    expect(page.locator("#events-key-prefix")).to_have_text("none yet")
+    page.get_by_role("button", name="Generate Key").click()
+    dialog = page.get_by_role("dialog", name="Your events API key")
+    expect(dialog).to_contain_text("cannot be shown again")
+    key = page.locator("#events-key-value").input_value()
+    dialog.get_by_role("button", name="Copy Key").click()
+    assert page.evaluate("navigator.clipboard.readText()") == key
+    dialog.get_by_role("link", name="Close").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert key not in page.content()
+
+    status, body = events_get(f"{live_url}/api/v1/events", key)
+    assert status == 200 and body["nextCursor"] == "1"
+    page.reload()
+    expect(page.locator("#events-key-prefix")).to_contain_text("mev_…")
+    expect(page.locator("#events-key-last-used")).not_to_have_text("never")
+    keep_screenshot(page, "events-api")
+
+    page.get_by_role("button", name="Revoke Key").click()
+    expect(page.get_by_role("status")).to_contain_text("events API key is revoked")
+    assert events_get(f"{live_url}/api/v1/events", key)[0] == 401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from muster.db.engine import make_engine
 from muster.db.tables import Base
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
-from muster.services import api_tokens, provisioning_log, tenants
+from muster.services import api_tokens, events, provisioning_log, tenants
 from muster.services.clock import utcnow
 from muster.services.provisioning_log import LogEntry
 from tests.conftest import POSTGRES_URL
@@ -275,3 +276,85 @@ def test_db_upgrade_twice_is_harmless(tmp_path: Path) -> None:
 
     assert first.stdout == second.stdout
     assert cli.ok("db", "current").stdout.strip() == schema.head_revision()
+
+
+# -- events-key and events prune ---------------------------------------------------------------
+
+
+def _refused_key(engine: Engine, key: str) -> int:
+    with pytest.raises(ScimError) as caught:
+        api_tokens.authenticate_events_key(UnitOfWork(engine), key)
+    return caught.value.status
+
+
+def test_events_key_prints_the_key_alone_on_the_last_line(
+    muster: Muster, cli_engine: Engine
+) -> None:
+    muster.ok("tenant", "create", "acme")  # any plan
+
+    result = muster.ok("events-key", "acme")
+
+    key = result.stdout.splitlines()[-1]
+    assert key.startswith("mev_") and key == key.strip() and " " not in key
+    assert "had no events API key" in result.stderr
+    principal = api_tokens.authenticate_events_key(UnitOfWork(cli_engine), key)
+    assert principal.tenant_id == tenants.get_tenant(UnitOfWork(cli_engine), "acme").tenant_id
+    assert "scim=off" in muster.ok("tenant", "list").stdout  # the SCIM switch is untouched
+
+
+def test_events_key_again_names_the_key_it_replaced(muster: Muster, cli_engine: Engine) -> None:
+    muster.ok("tenant", "create", "acme", "--plan", "enterprise")
+    scim = muster.ok("scim-token", "acme").stdout.splitlines()[-1]
+    old = muster.ok("events-key", "acme").stdout.splitlines()[-1]
+    old_prefix = api_tokens.current_events_key(
+        UnitOfWork(cli_engine, tenants.get_tenant(UnitOfWork(cli_engine), "acme").tenant_id)
+    )
+
+    again = muster.ok("events-key", "acme")
+
+    assert old_prefix is not None and f"Replaced acme's events API key {old_prefix.prefix}" in (
+        again.stderr
+    )
+    assert again.stdout.splitlines()[-1] != old
+    assert _refused_key(cli_engine, old) == 401
+    assert api_tokens.authenticate_token(UnitOfWork(cli_engine), scim).kind == "scim"
+
+
+def test_events_key_revoke(muster: Muster, cli_engine: Engine) -> None:
+    muster.ok("tenant", "create", "acme")
+    key = muster.ok("events-key", "acme").stdout.splitlines()[-1]
+
+    revoked = muster.ok("events-key", "acme", "--revoke")
+    nothing = muster.ok("events-key", "acme", "--revoke")
+
+    assert "Revoked acme's events API key mev_…" in revoked.stdout
+    assert "no events API key" in nothing.stdout
+    assert _refused_key(cli_engine, key) == 401
+
+
+def test_events_key_for_an_unknown_slug_fails_cleanly(muster: Muster) -> None:
+    result = muster("events-key", "nobody")
+
+    assert result.exit_code == 1 and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.output
+
+
+def test_events_prune_removes_events_older_than_the_setting(
+    muster: Muster, cli_engine: Engine, database_url: str
+) -> None:
+    muster.ok("tenant", "create", "acme")
+    tenant_id = tenants.get_tenant(UnitOfWork(cli_engine), "acme").tenant_id
+    uow = UnitOfWork(cli_engine, tenant_id)
+    with uow:
+        events.tenant_event(uow, events.SCIM_ENABLED, utcnow() - timedelta(days=8))
+        events.tenant_event(uow, events.SCIM_DISABLED, utcnow() - timedelta(days=6))
+        uow.commit()
+    runner = CliRunner(
+        env={"MUSTER_DATABASE_URL": database_url, "MUSTER_EVENT_RETENTION_DAYS": "7"}
+    )
+
+    result = runner.invoke(main, ["events", "prune"], catch_exceptions=False)
+
+    assert result.exit_code == 0 and "removed 1 events older than 7 days" in result.stdout
+    with uow.reading():
+        assert uow.events.position() == (2, 1)

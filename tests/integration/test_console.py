@@ -224,7 +224,14 @@ def test_sign_out_ends_the_session_in_the_database(console: ConsoleClient) -> No
 
 @pytest.mark.parametrize(
     "path",
-    [IDP, f"{IDP}/scim", f"{IDP}/access-groups", f"{IDP}/saml", "/console/users/new"],
+    [
+        IDP,
+        f"{IDP}/scim",
+        f"{IDP}/access-groups",
+        f"{IDP}/saml",
+        "/console/users/new",
+        "/console/settings/events-api",
+    ],
 )
 def test_every_form_carries_the_sessions_csrf_token(console: ConsoleClient, path: str) -> None:
     html = console.get(path).text
@@ -274,6 +281,88 @@ def test_the_tenant_comes_from_the_session_not_the_form(
     with uow_factory() as uow:
         assert not uow.tenants.get(other.tenant_id).scim_enabled  # type: ignore[union-attr]
         assert uow.tenants.get(tenant.tenant_id).scim_enabled  # type: ignore[union-attr]
+
+
+# -- Settings → Platform events API -----------------------------------------------------------
+EVENTS_API = "/console/settings/events-api"
+
+
+def _shown_key(html: str) -> str:
+    return html.split('id="events-key-value" type="text" value="')[1].split('"')[0]
+
+
+def test_a_generated_events_key_is_shown_once_and_reads_events(
+    console: ConsoleClient, uow_factory: UowFactory, tenant: TenantInfo
+) -> None:
+    before = console.get(EVENTS_API)
+    shown = console.post(f"{EVENTS_API}/key")
+    key = _shown_key(shown.text)
+    answer = console.client.get("/api/v1/events", headers={"Authorization": f"Bearer {key}"})
+    later = console.get(EVENTS_API)
+
+    assert "Platform events API" in before.text and "none yet" in before.text
+    assert shown.status_code == 200 and "cannot be shown again" in shown.text
+    assert shown.headers["cache-control"] == "no-store"
+    assert key.startswith("mev_") and key not in later.text
+    assert answer.status_code == 200
+    assert [e["type"] for e in answer.json()["data"]] == ["events_key.issued"]
+    prefix = later.text.split('id="events-key-prefix">')[1].split("<")[0]
+    info = api_tokens.current_events_key(uow_factory(tenant.tenant_id))
+    assert info is not None and prefix == info.prefix and prefix.startswith("mev_…")
+    assert info.last_used is not None and "never" not in later.text.split("events-key-last")[1][:60]
+    assert "http://muster.test/api/v1/events" in later.text
+    # The SCIM token is a different thing: issuing the key made none and turned nothing on.
+    assert api_tokens.current_token(uow_factory(tenant.tenant_id)) is None
+
+
+def test_regenerating_the_events_key_warns_first_then_replaces_it(
+    console: ConsoleClient, client: TestClient, uow_factory: UowFactory, tenant: TenantInfo
+) -> None:
+    scim = api_tokens.issue_scim_token(uow_factory(), tenant.slug).secret
+    old = api_tokens.issue_events_key(uow_factory(), tenant.slug).secret
+
+    warning = console.post(f"{EVENTS_API}/key")
+    still = client.get("/api/v1/events", headers={"Authorization": f"Bearer {old}"})
+    confirmed = console.post(f"{EVENTS_API}/key", {"confirm": "yes"})
+    after = client.get("/api/v1/events", headers={"Authorization": f"Bearer {old}"})
+    new = client.get(
+        "/api/v1/events", headers={"Authorization": f"Bearer {_shown_key(confirmed.text)}"}
+    )
+
+    assert "stops working at once" in warning.text and 'id="events-key-value"' not in warning.text
+    assert still.status_code == 200 and after.status_code == 401 and new.status_code == 200
+    assert api_tokens.authenticate_token(uow_factory(), scim).tenant_id == tenant.tenant_id
+
+
+def test_revoking_the_events_key_from_the_console(
+    console: ConsoleClient, client: TestClient, uow_factory: UowFactory, tenant: TenantInfo
+) -> None:
+    key = api_tokens.issue_events_key(uow_factory(), tenant.slug).secret
+    forged = console.post(f"{EVENTS_API}/key/revoke", {"csrf_token": "forged"})
+    still = client.get("/api/v1/events", headers={"Authorization": f"Bearer {key}"})
+
+    revoked = console.post(f"{EVENTS_API}/key/revoke")
+    page = console.get(revoked.headers["location"])
+    refused = client.get("/api/v1/events", headers={"Authorization": f"Bearer {key}"})
+
+    assert forged.status_code == 403 and still.status_code == 200
+    assert revoked.status_code == 303 and "events API key is revoked" in page.text
+    assert refused.status_code == 401 and "none yet" in page.text
+
+
+def test_the_events_key_belongs_to_the_admins_tenant_only(
+    console: ConsoleClient, uow_factory: UowFactory, tenant: TenantInfo
+) -> None:
+    other = given_tenant(uow_factory())
+    theirs = api_tokens.issue_events_key(uow_factory(), other.slug)
+
+    console.post(f"{EVENTS_API}/key", {"tenant": other.slug, "tenant_id": other.tenant_id})
+    console.post(f"{EVENTS_API}/key/revoke", {"tenant": other.slug})
+
+    assert api_tokens.authenticate_events_key(uow_factory(), theirs.secret).tenant_id == (
+        other.tenant_id
+    )
+    assert api_tokens.current_events_key(uow_factory(tenant.tenant_id)) is None
 
 
 # -- Settings → Identity Providers ------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""EventRepository: one tenant's outbox rows, numbered by its counter in commit order."""
+"""EventRepository: one tenant's outbox rows, numbered by its counter in commit order; and
+EventStreamRepository: which tenants have events at all (for retention)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,42 @@ class EventRepository:
         """(the last number given, the last number removed by retention); (0, 0) if none yet."""
         row = self._conn.execute(sql.EVENT_STREAM, {"b_tenant": self._tenant_id}).first()
         return (int(row.last_seq), int(row.pruned_through)) if row else (0, 0)
+
+    def prune(self, older_than: datetime, limit: int) -> int:
+        """Remove up to `limit` of the oldest events, only a leading run older than `older_than`.
+
+        Only a run from the oldest kept event onwards goes, so `pruned_through` stays one
+        number below which nothing is kept; the counter (last_seq) is never touched, so a
+        number is never given twice. Return how many events went.
+        """
+        pruned = self.position()[1]
+        rows = fast.fetch(
+            self._conn,
+            sql.OLDEST_EVENT_TIMES,
+            {"b_tenant": self._tenant_id, "b_seq": pruned, "b_limit": limit},
+        )
+        through = pruned
+        for seq, occurred_at in rows:
+            # Times follow numbers only roughly (a change's time is read before its number is
+            # given), so the run stops at the first event young enough to keep.
+            if occurred_at >= older_than:
+                break
+            through = seq
+        if through == pruned:
+            return 0
+        params = {"b_tenant": self._tenant_id, "b_seq": pruned, "b_through": through}
+        removed = fast.run(self._conn, sql.DELETE_EVENTS_THROUGH, params)
+        # Last, so the counter row (which every writer of the tenant locks) is held briefly.
+        fast.run(self._conn, sql.MARK_PRUNED, params)
+        return removed
+
+
+class EventStreamRepository:
+    """The platform's event counters, across tenants (retention visits each in turn)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def tenants_with_events(self) -> list[str]:
+        """The tenants that still keep at least one event."""
+        return [row[0] for row in fast.fetch(self._conn, sql.STREAMS_WITH_EVENTS, {})]

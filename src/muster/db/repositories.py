@@ -81,34 +81,38 @@ class TenantRepository:
 
 
 class ApiTokenRepository:
-    """One tenant's SCIM tokens; lookups by hash are still scoped by the tenant in the token."""
+    """One tenant's tokens of one kind (SCIM tokens, or events API keys); lookups by hash are
+    still scoped by the tenant in the token."""
 
-    def __init__(self, conn: Connection, tenant_id: str) -> None:
-        self._conn, self._tenant_id = conn, tenant_id
+    def __init__(self, conn: Connection, tenant_id: str, kind: str = sql.SCIM) -> None:
+        self._conn, self._tenant_id, self._kind = conn, tenant_id, kind
+        self._sql = sql.TOKENS[kind]
 
     def add(self, values: dict[str, Any]) -> None:
-        self._conn.execute(sql.INSERT_TOKEN, {**values, "tenant_id": self._tenant_id})
+        self._conn.execute(
+            sql.INSERT_TOKEN, {**values, "tenant_id": self._tenant_id, "kind": self._kind}
+        )
 
     def revoke_all(self, now: datetime) -> int:
         return self._conn.execute(
-            sql.REVOKE_TOKENS, {"b_tenant": self._tenant_id, "b_now": now}
+            self._sql.revoke, {"b_tenant": self._tenant_id, "b_now": now}
         ).rowcount
 
     def find_active(self, token_hash: str) -> ActiveToken | None:
         """Return the live token joined with its tenant's switches, or None."""
         rows = fast.fetch(
-            self._conn, sql.ACTIVE_TOKEN, {"b_tenant": self._tenant_id, "b_hash": token_hash}
+            self._conn, self._sql.active, {"b_tenant": self._tenant_id, "b_hash": token_hash}
         )
         return ActiveToken(*rows[0]) if rows else None
 
     def current(self) -> Any:
         """Return the tenant's live token row (prefix, created, last used), or None."""
-        return self._conn.execute(sql.CURRENT_TOKEN, {"b_tenant": self._tenant_id}).first()
+        return self._conn.execute(self._sql.current, {"b_tenant": self._tenant_id}).first()
 
     def touch(self, token_id: str, now: datetime) -> None:
         fast.run(
             self._conn,
-            sql.TOUCH_TOKEN,
+            self._sql.touch,
             {"b_tenant": self._tenant_id, "b_id": token_id, "b_now": now},
         )
 

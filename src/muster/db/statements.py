@@ -7,7 +7,7 @@ the repositories lives here; parameters are named b_* so they never clash with c
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -92,26 +92,55 @@ RELEASE_SEAT = (
 SEATS = select(tenants.c.seats_used, tenants.c.seat_limit).where(tenants.c.id == TENANT)
 
 # -- tokens ----------------------------------------------------------------------------------
-_LIVE_TOKEN = and_(api_tokens.c.tenant_id == TENANT, api_tokens.c.revoked_at.is_(None))
-INSERT_TOKEN = insert(api_tokens)
-REVOKE_TOKENS = update(api_tokens).where(_LIVE_TOKEN).values(revoked_at=bindparam("b_now"))
-ACTIVE_TOKEN = (
-    select(
-        api_tokens.c.id,
-        api_tokens.c.token_hash,
-        api_tokens.c.last_used_at,
-        tenants.c.plan,
-        tenants.c.scim_enabled,
+# api_tokens holds two kinds: the IdP's SCIM token ('scim') and the platform's events API key
+# ('events'). Every statement names its kind, so one kind never authenticates, replaces or
+# revokes the other.
+SCIM, EVENTS = "scim", "events"
+
+
+class TokenStatements(NamedTuple):
+    """The prebuilt statements for one kind of token."""
+
+    revoke: Any
+    active: Any
+    current: Any
+    touch: Any
+
+
+def _token_statements(kind: str) -> TokenStatements:
+    of_kind = literal_column(f"'{kind}'", String(8))  # a constant, not a bound parameter
+    live = and_(
+        api_tokens.c.tenant_id == TENANT,
+        api_tokens.c.kind == of_kind,
+        api_tokens.c.revoked_at.is_(None),
     )
-    .join(tenants, tenants.c.id == api_tokens.c.tenant_id)
-    .where(_LIVE_TOKEN, api_tokens.c.token_hash == bindparam("b_hash"))
-)
-CURRENT_TOKEN = select(api_tokens).where(_LIVE_TOKEN)
-TOUCH_TOKEN = (
-    update(api_tokens)
-    .where(api_tokens.c.tenant_id == TENANT, api_tokens.c.id == ID)
-    .values(last_used_at=bindparam("b_now"))
-)
+    active = (
+        select(
+            api_tokens.c.id,
+            api_tokens.c.token_hash,
+            api_tokens.c.last_used_at,
+            tenants.c.plan,
+            tenants.c.scim_enabled,
+        )
+        .join(tenants, tenants.c.id == api_tokens.c.tenant_id)
+        .where(live, api_tokens.c.token_hash == bindparam("b_hash"))
+    )
+    return TokenStatements(
+        revoke=update(api_tokens).where(live).values(revoked_at=bindparam("b_now")),
+        active=active,
+        current=select(api_tokens).where(live),
+        touch=(
+            update(api_tokens)
+            .where(api_tokens.c.tenant_id == TENANT, api_tokens.c.kind == of_kind)
+            .where(api_tokens.c.id == ID)
+            .values(last_used_at=bindparam("b_now"))
+        ),
+    )
+
+
+INSERT_TOKEN = insert(api_tokens)
+TOKENS = {SCIM: _token_statements(SCIM), EVENTS: _token_statements(EVENTS)}
+REVOKE_TOKENS, ACTIVE_TOKEN, CURRENT_TOKEN, TOUCH_TOKEN = TOKENS[SCIM]
 
 # -- users -----------------------------------------------------------------------------------
 USER_COLUMNS = (
@@ -388,4 +417,25 @@ EVENTS_AFTER = (
 )
 EVENT_STREAM = select(event_streams.c.last_seq, event_streams.c.pruned_through).where(
     event_streams.c.tenant_id == TENANT
+)
+# Retention walks a tenant's oldest events in number order (the primary key), a batch at a time.
+_THROUGH = bindparam("b_through", type_=BigInteger())
+OLDEST_EVENT_TIMES = (
+    select(events.c.seq, events.c.occurred_at)
+    .where(events.c.tenant_id == TENANT, events.c.seq > _FIRST_SEQ)
+    .order_by(events.c.seq)
+    .limit(LIMIT)
+)
+DELETE_EVENTS_THROUGH = delete(events).where(
+    events.c.tenant_id == TENANT, events.c.seq > _FIRST_SEQ, events.c.seq <= _THROUGH
+)
+MARK_PRUNED = (
+    update(event_streams)
+    .where(event_streams.c.tenant_id == TENANT, event_streams.c.pruned_through < _THROUGH)
+    .values(pruned_through=_THROUGH)
+)
+STREAMS_WITH_EVENTS = (
+    select(event_streams.c.tenant_id)
+    .where(event_streams.c.last_seq > event_streams.c.pruned_through)
+    .order_by(event_streams.c.tenant_id)
 )

@@ -14,7 +14,7 @@ from muster.db.console_repositories import (
     IdentityProviderRepository,
 )
 from muster.db.engine import BEGIN_KEY, driver_begin, driver_end
-from muster.db.outbox import EventRepository
+from muster.db.outbox import EventRepository, EventStreamRepository
 from muster.db.rate_limits import RateLimitRepository
 from muster.db.repositories import (
     ApiTokenRepository,
@@ -24,6 +24,7 @@ from muster.db.repositories import (
     UserRepository,
 )
 from muster.db.sso_repositories import SsoRepository
+from muster.db.statements import EVENTS as EVENTS_KEY
 from muster.errors import ScimError
 
 
@@ -169,6 +170,11 @@ class UnitOfWork:
         return ApiTokenRepository(self._connection(), self._scoped_tenant())
 
     @property
+    def events_keys(self) -> ApiTokenRepository:
+        """The tenant's events API keys (never its SCIM token)."""
+        return ApiTokenRepository(self._connection(), self._scoped_tenant(), EVENTS_KEY)
+
+    @property
     def users(self) -> UserRepository:
         return UserRepository(self._connection(), self._scoped_tenant())
 
@@ -179,6 +185,11 @@ class UnitOfWork:
     @property
     def events(self) -> EventRepository:
         return EventRepository(self._connection(), self._scoped_tenant())
+
+    @property
+    def event_streams(self) -> EventStreamRepository:
+        """Every tenant's event counter (platform-level: retention)."""
+        return EventStreamRepository(self._connection())
 
     @property
     def log(self) -> ProvisioningLogRepository:

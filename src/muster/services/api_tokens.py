@@ -1,4 +1,4 @@
-"""issue_scim_token (secret shown once), turn_scim_off, authenticate_token."""
+"""SCIM tokens and events API keys: issued (secret shown once), revoked, authenticated."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from muster.db.ids import new_id
+from muster.db.repositories import ActiveToken, ApiTokenRepository
+from muster.db.statements import EVENTS, SCIM
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError
 from muster.scim.records import TenantInfo
@@ -17,6 +19,7 @@ from muster.services.clock import utcnow
 from muster.services.tenants import ENTERPRISE, tenant_by_slug
 
 TOKEN_PREFIX = "mst_"
+EVENTS_KEY_PREFIX = "mev_"
 # last_used_at is written at most this often per token, so authentication stays a read.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 ENTERPRISE_ONLY = (
@@ -32,6 +35,7 @@ class IssuedToken:
     secret: str
     prefix: str
     tenant: TenantInfo
+    replaced: str | None = None  # the prefix of the token this one replaced
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +53,11 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def tenant_of_token(token: str) -> str | None:
+def tenant_of_token(token: str, prefix: str = TOKEN_PREFIX) -> str | None:
     """Read the tenant id embedded in a token of the form mst_<tenant hex>_<secret>."""
-    if not token.startswith(TOKEN_PREFIX):
+    if not token.startswith(prefix):
         return None
-    tenant_hex, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
+    tenant_hex, sep, secret = token[len(prefix) :].partition("_")
     if not sep or len(tenant_hex) != 32 or not secret:
         return None
     try:
@@ -71,24 +75,38 @@ def issue_scim_token(uow: UnitOfWork, slug: str) -> IssuedToken:
         if tenant.plan != ENTERPRISE:
             raise ScimError.forbidden(ENTERPRISE_ONLY)
         now = utcnow()
-        # The tenant id travels in the token so that a lookup is scoped by tenant like every
-        # other query (and a shard can be found from the token alone); the secret is 256 bits.
-        secret = secrets.token_urlsafe(32)
-        token = f"{TOKEN_PREFIX}{tenant.tenant_id.replace('-', '')}_{secret}"
-        prefix = f"{TOKEN_PREFIX}…{secret[:8]}"
-        previous = uow.tokens.current()
-        uow.tokens.revoke_all(now)
-        if previous is not None:
-            events.tenant_event(uow, events.SCIM_TOKEN_REVOKED, now, prefix=previous.prefix)
-        uow.tokens.add(
-            {"id": new_id(), "prefix": prefix, "token_hash": _hash(token), "created_at": now}
+        token, prefix, _ = _replace_token(
+            uow, uow.tokens, TOKEN_PREFIX, events.SCIM_TOKEN_ISSUED, events.SCIM_TOKEN_REVOKED, now
         )
-        events.tenant_event(uow, events.SCIM_TOKEN_ISSUED, now, prefix=prefix)
         _set_scim(uow, tenant, enabled=True, now=now)
         refreshed = uow.tenants.get(tenant.tenant_id)
         uow.commit()
     assert refreshed is not None
     return IssuedToken(secret=token, prefix=prefix, tenant=refreshed)
+
+
+def _replace_token(
+    uow: UnitOfWork,
+    tokens: ApiTokenRepository,
+    kind_prefix: str,
+    issued: str,
+    revoked: str,
+    now: datetime,
+) -> tuple[str, str, str | None]:
+    """Revoke the tenant's live token of this kind and store a new one: (token, prefix, old)."""
+    assert uow.tenant_id is not None
+    # The tenant id travels in the token so that a lookup is scoped by tenant like every
+    # other query (and a shard can be found from the token alone); the secret is 256 bits.
+    secret = secrets.token_urlsafe(32)
+    token = f"{kind_prefix}{uow.tenant_id.replace('-', '')}_{secret}"
+    prefix = f"{kind_prefix}…{secret[:8]}"
+    previous = tokens.current()
+    tokens.revoke_all(now)
+    if previous is not None:
+        events.tenant_event(uow, revoked, now, prefix=previous.prefix)
+    tokens.add({"id": new_id(), "prefix": prefix, "token_hash": _hash(token), "created_at": now})
+    events.tenant_event(uow, issued, now, prefix=prefix)
+    return token, prefix, previous.prefix if previous is not None else None
 
 
 def _tenant_for_change(uow: UnitOfWork, slug: str) -> TenantInfo:
@@ -129,6 +147,7 @@ class Principal:
     tenant_id: str
     token_id: str
     last_used: datetime | None = None
+    kind: str = SCIM  # scim: a SCIM token; events: an events API key
 
     @property
     def is_use_stale(self) -> bool:
@@ -136,23 +155,35 @@ class Principal:
         return self.last_used is None or utcnow() - self.last_used > LAST_USED_RESOLUTION
 
 
-def authenticate_token(uow: UnitOfWork, token: str | None) -> Principal:
-    """Resolve a bearer token to its tenant; 401 for an unknown one, 403 when SCIM is off."""
+def _tokens(uow: UnitOfWork, kind: str) -> ApiTokenRepository:
+    return uow.tokens if kind == SCIM else uow.events_keys
+
+
+_KIND_PREFIXES = {SCIM: TOKEN_PREFIX, EVENTS: EVENTS_KEY_PREFIX}
+_NOT_VALID = "the bearer token is not valid (revoked, replaced or mistyped)"
+
+
+def _live_token(uow: UnitOfWork, token: str | None, kind: str) -> tuple[str, ActiveToken]:
+    """Find the live token of this kind matching `token`: (tenant id, row); 401 otherwise."""
     # A request's unit of work was made for the tenant its token names (the pipeline read it);
     # a token of another tenant then simply finds no row below.
-    tenant_id = uow.tenant_id or (tenant_of_token(token) if token else None)
+    tenant_id = uow.tenant_id or (tenant_of_token(token, _KIND_PREFIXES[kind]) if token else None)
     if tenant_id is None:
         raise ScimError.unauthorized()
     computed = _hash(token or "")
     with uow.reading():
         uow.bind_tenant(tenant_id)
-        row = uow.tokens.find_active(computed)
+        row = _tokens(uow, kind).find_active(computed)
     # The row was found by its hash; the constant-time compare keeps any future change of the
     # lookup (say, by prefix) from turning into a timing oracle on the secret.
     if row is None or not hmac.compare_digest(row.token_hash, computed):
-        raise ScimError.unauthorized(
-            "the bearer token is not valid (revoked, replaced or mistyped)"
-        )
+        raise ScimError.unauthorized(_NOT_VALID)
+    return tenant_id, row
+
+
+def authenticate_token(uow: UnitOfWork, token: str | None) -> Principal:
+    """Resolve a bearer token to its tenant; 401 for an unknown one, 403 when SCIM is off."""
+    tenant_id, row = _live_token(uow, token, SCIM)
     if row.plan != ENTERPRISE:
         raise ScimError.forbidden(ENTERPRISE_ONLY)
     if not row.scim_enabled:
@@ -168,7 +199,7 @@ def record_token_use(uow: UnitOfWork, principal: Principal) -> None:
     if not principal.is_use_stale:
         return
     with uow:
-        uow.tokens.touch(principal.token_id, utcnow())
+        _tokens(uow, principal.kind).touch(principal.token_id, utcnow())
         uow.commit()
 
 
@@ -184,3 +215,53 @@ def turn_scim_on(uow: UnitOfWork, slug: str) -> TokenInfo | None:
     if row is None:
         return None
     return TokenInfo(prefix=row.prefix, created=row.created_at, last_used=row.last_used_at)
+
+
+# -- the platform's events API key (GET /api/v1/events) --------------------------------------
+# Any plan may read its own events: they describe changes the tenant made or received, and the
+# key is apart from the SCIM token, so neither can be used, replaced or revoked as the other.
+
+
+def issue_events_key(uow: UnitOfWork, slug: str) -> IssuedToken:
+    """Issue a new events API key; the tenant's previous key stops working at once."""
+    with uow:
+        tenant = _tenant_for_change(uow, slug)
+        token, prefix, replaced = _replace_token(
+            uow,
+            uow.events_keys,
+            EVENTS_KEY_PREFIX,
+            events.EVENTS_KEY_ISSUED,
+            events.EVENTS_KEY_REVOKED,
+            utcnow(),
+        )
+        uow.commit()
+    return IssuedToken(secret=token, prefix=prefix, tenant=tenant, replaced=replaced)
+
+
+def revoke_events_key(uow: UnitOfWork, slug: str) -> str | None:
+    """Revoke the tenant's events API key at once; return its prefix (None: there was none)."""
+    with uow:
+        _tenant_for_change(uow, slug)
+        now = utcnow()
+        previous = uow.events_keys.current()
+        if previous is None:
+            return None
+        uow.events_keys.revoke_all(now)
+        events.tenant_event(uow, events.EVENTS_KEY_REVOKED, now, prefix=previous.prefix)
+        uow.commit()
+    return str(previous.prefix)
+
+
+def current_events_key(uow: UnitOfWork) -> TokenInfo | None:
+    """Describe the tenant's live events API key (prefix, created, last used), never its secret."""
+    with uow.reading():
+        row = uow.events_keys.current()
+    if row is None:
+        return None
+    return TokenInfo(prefix=row.prefix, created=row.created_at, last_used=row.last_used_at)
+
+
+def authenticate_events_key(uow: UnitOfWork, key: str | None) -> Principal:
+    """Resolve an events API key to its tenant; 401 for an unknown, revoked or SCIM token."""
+    tenant_id, row = _live_token(uow, key, EVENTS)
+    return Principal(tenant_id=tenant_id, token_id=row.id, last_used=row.last_used_at, kind=EVENTS)

@@ -34,6 +34,8 @@ MEMBER_REMOVED = "group.member_removed"
 SIGN_IN_REFUSED = "sign_in.refused"
 SCIM_TOKEN_ISSUED = "scim_token.issued"
 SCIM_TOKEN_REVOKED = "scim_token.revoked"
+EVENTS_KEY_ISSUED = "events_key.issued"
+EVENTS_KEY_REVOKED = "events_key.revoked"
 SCIM_ENABLED = "scim.enabled"
 SCIM_DISABLED = "scim.disabled"
 EVENT_TYPES = (
@@ -51,6 +53,8 @@ EVENT_TYPES = (
     SIGN_IN_REFUSED,
     SCIM_TOKEN_ISSUED,
     SCIM_TOKEN_REVOKED,
+    EVENTS_KEY_ISSUED,
+    EVENTS_KEY_REVOKED,
     SCIM_ENABLED,
     SCIM_DISABLED,
 )
@@ -213,7 +217,7 @@ def sign_in_refused(
 
 
 def tenant_event(uow: UnitOfWork, type_: str, at: datetime, **data: Any) -> None:
-    """An account-level change: a SCIM token issued or revoked, SCIM turned on or off."""
+    """An account-level change: a SCIM token or events key issued or revoked, SCIM on or off."""
     tenant_id = _tenant(uow)
     uow.events.append(type_, at, TENANT, tenant_id, data or None)
 

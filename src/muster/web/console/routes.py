@@ -49,6 +49,7 @@ IDP_PAGE = f"{ROOT}/settings/identity-providers"
 SCIM_PAGE = f"{IDP_PAGE}/scim"
 ACCESS_PAGE = f"{IDP_PAGE}/access-groups"
 SAML_PAGE = f"{IDP_PAGE}/saml"
+EVENTS_API_PAGE = f"{ROOT}/settings/events-api"
 
 # Feedback after a redirect: a fixed key in the URL, never free text a link could inject.
 NOTICES = {
@@ -64,6 +65,9 @@ NOTICES = {
     "saml_saved": "SAML settings saved.",
     "saml_removed": "SAML settings removed.",
     "saml_attributes_saved": "Attribute names saved; the next sign-in reads them.",
+    "events_key_closed": "The key is hidden for good. If it is lost, generate a new one.",
+    "events_key_revoked": "The events API key is revoked; requests with it are refused.",
+    "events_key_none": "There was no events API key to revoke.",
     "user_created": "Local user created.",
     "user_deleted": "User deleted; their seat is free.",
     "member_added": "Added to the group by hand. An Okta push will never remove this membership.",
@@ -385,6 +389,43 @@ async def home(request: Request) -> Response:
     return redirect(IDP_PAGE)
 
 
+# -- Settings → Platform events API -----------------------------------------------------------
+
+
+async def _render_events_api(page: Page, *, status: int = 200, **context: Any) -> Response:
+    key = await run(api_tokens.current_events_key, page.uow)
+    base = page.console.base_url(page.request)
+    return page.render(
+        "settings/events_api.html",
+        status=status,
+        key=key,
+        events_url=f"{base}/api/v1/events",
+        **context,
+    )
+
+
+@signed_in
+async def events_api_page(page: Page) -> Response:
+    return await _render_events_api(page)
+
+
+@signed_in
+async def generate_events_key(page: Page) -> Response:
+    current = await run(api_tokens.current_events_key, page.uow)
+    if current is not None and page.form.get("confirm") != "yes":
+        # The old key stops working the moment a new one exists: say so before doing it.
+        return await _render_events_api(page, confirm_regenerate=True)
+    issued = await run(api_tokens.issue_events_key, page.uow, page.session.tenant_slug)
+    # Rendered straight into this response and never stored: the only time it is shown.
+    return await _render_events_api(page, issued=issued)
+
+
+@signed_in
+async def revoke_events_key(page: Page) -> Response:
+    revoked = await run(api_tokens.revoke_events_key, page.uow, page.session.tenant_slug)
+    return redirect(EVENTS_API_PAGE, "events_key_revoked" if revoked else "events_key_none")
+
+
 # -- Settings → Identity Providers ------------------------------------------------------------
 
 
@@ -693,6 +734,9 @@ def console_routes() -> list[BaseRoute]:
         Route(f"{idp}/saml/save", save_saml, methods=post),
         Route(f"{idp}/saml/remove", remove_saml, methods=post),
         Route(f"{idp}/saml/attributes", save_saml_attributes, methods=post),
+        Route("/settings/events-api", events_api_page, methods=get),
+        Route("/settings/events-api/key", generate_events_key, methods=post),
+        Route("/settings/events-api/key/revoke", revoke_events_key, methods=post),
         Route("/users", users_page, methods=get),
         Route("/users/new", new_user_page, methods=both),
         Route("/users/{user_id}", user_page, methods=get),

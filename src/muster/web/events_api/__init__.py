@@ -1,0 +1,1 @@
+"""The platform events API: /api/v1/events."""

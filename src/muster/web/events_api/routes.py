@@ -1,0 +1,105 @@
+"""GET /api/v1/events: a tenant's change events by cursor, for its events API key (mev_...)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from muster.errors import ScimError, ScimType
+from muster.services import api_tokens, event_log
+from muster.services.api_tokens import Principal
+from muster.web.scim_api.auth import bearer_token
+from muster.web.wiring import Wiring
+
+logger = logging.getLogger("muster.events_api")
+EVENTS_PATH = "/api/v1/events"
+MAX_WAIT_SECONDS = 30
+# A waiting request re-reads this often; each read is one indexed query of the tenant's events.
+WAIT_POLL_SECONDS = 0.5
+_NUMBER = re.compile(r"[0-9]{1,18}")  # fits a BIGINT, no sign, no spaces
+_HEADERS = {"Cache-Control": "no-store"}
+_CODES = {401: "unauthorized", 410: "cursor_expired"}
+
+
+def _error(error: ScimError) -> Response:
+    if error.scim_type is ScimType.INVALID_CURSOR:
+        code = "invalid_cursor"
+    elif error.status == 400:
+        code = "invalid_parameter"
+    else:
+        code = _CODES.get(error.status, "internal_error")
+    headers = dict(_HEADERS)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"  # RFC 6750 §3
+    body = orjson.dumps({"error": code, "detail": error.detail})
+    return Response(body, error.status, headers, media_type="application/json")
+
+
+def _number(params: Any, name: str, default: int | None, *, cursor: bool = False) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not _NUMBER.fullmatch(raw):
+        detail = f"{name} must be a whole number of at most 18 digits, as nextCursor returns"
+        if cursor:
+            raise ScimError.invalid_cursor(detail)
+        raise ScimError.invalid_value(f"{name} must be a whole number")
+    return int(raw)
+
+
+def _authenticate(wiring: Wiring, authorization: str | None) -> Principal:
+    key = bearer_token(authorization)
+    if key is None:
+        raise ScimError.unauthorized("send the events API key as `Authorization: Bearer mev_...`")
+    return api_tokens.authenticate_events_key(wiring.uow_factory(None), key)
+
+
+def _record_use(wiring: Wiring, principal: Principal) -> None:
+    if not principal.is_use_stale:
+        return
+    try:
+        api_tokens.record_token_use(wiring.uow_factory(principal.tenant_id), principal)
+    except Exception:  # bookkeeping must never fail a served request
+        logger.exception("could not record the use of events key %s", principal.token_id)
+
+
+async def list_events(request: Request) -> Response:
+    """GET /api/v1/events?after=CURSOR&limit=N&wait=SECONDS: the next events, oldest first."""
+    wiring: Wiring = request.app.state.wiring
+    params = request.query_params
+    try:
+        principal = await run_in_threadpool(
+            _authenticate, wiring, request.headers.get("authorization")
+        )
+        after = _number(params, "after", None, cursor=True)
+        limit = _number(params, "limit", event_log.DEFAULT_LIMIT)
+        wait = _number(params, "wait", 0)
+        assert limit is not None and wait is not None
+        if wait > MAX_WAIT_SECONDS:
+            raise ScimError.invalid_value(f"wait must be between 0 and {MAX_WAIT_SECONDS}")
+        uow = wiring.uow_factory(principal.tenant_id)
+        deadline = time.monotonic() + wait
+        page = await run_in_threadpool(event_log.read_events, uow, after=after, limit=limit)
+        # Long poll: an empty page waits for the next commit, up to `wait` seconds.
+        while not page.events and time.monotonic() < deadline:
+            await asyncio.sleep(WAIT_POLL_SECONDS)
+            page = await run_in_threadpool(event_log.read_events, uow, after=after, limit=limit)
+    except ScimError as error:
+        return _error(error)
+    await run_in_threadpool(_record_use, wiring, principal)
+    body = {"data": page.events, "nextCursor": str(page.next_cursor), "hasMore": page.has_more}
+    return Response(orjson.dumps(body), 200, _HEADERS, media_type="application/json")
+
+
+def events_api_routes() -> list[BaseRoute]:
+    """The /api/v1 routes (they read `state.wiring`, set by create_app)."""
+    return [Route(EVENTS_PATH, list_events, methods=["GET"])]
