@@ -1,11 +1,16 @@
-"""The `muster` command: serve, db, tenant, scim-token, scim-off, log. Thin calls into services."""
+"""The `muster` command: serve, worker, db, tenant, scim-token, scim-off, log, webhook, ...
+
+Thin calls into services."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging.config
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -25,6 +30,7 @@ from muster.services import (
     provisioning_log,
     tenants,
     users,
+    webhooks,
 )
 from muster.services.clock import utcnow
 from muster.services.database import Database, UnitOfWork
@@ -94,12 +100,16 @@ def main() -> None:
     type=click.IntRange(1, 64),
     help="Worker processes sharing the port; each builds its own app from MUSTER_* settings.",
 )
+@click.option(
+    "--worker/--no-worker",
+    "with_worker",
+    default=None,
+    help="Start one webhook delivery worker as a child process (default: MUSTER_SERVE_WORKER, "
+    "on).",
+)
 @pass_context
-def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+def serve(ctx: Context, host: str, port: int, workers: int, with_worker: bool | None) -> None:
     """Migrate the database, then serve SCIM at http://HOST:PORT/scim/v2."""
-    import uvicorn
-
-    from muster.app import create_app
     from muster.web.http_protocol import CoalescingHttpToolsProtocol
 
     ctx.database.upgrade()
@@ -126,6 +136,18 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
         # killed and respawned workers forever on a busy host, where importing takes longer.
         "timeout_worker_healthcheck": 30,
     }
+    if with_worker is None:
+        with_worker = ctx.settings.serve_worker
+    worker_process = _delivery_worker(ctx.settings.webhook_timeout_seconds)
+    with worker_process if with_worker else contextlib.nullcontext():
+        _run_uvicorn(ctx, workers, options)
+
+
+def _run_uvicorn(ctx: Context, workers: int, options: dict[str, Any]) -> None:
+    import uvicorn
+
+    from muster.app import create_app
+
     if workers == 1:
         # uvicorn drains on SIGTERM, then raises the signal again under the handler it found:
         # make that a clean exit (0) rather than death by signal (143), which orchestrators
@@ -137,6 +159,51 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
         ctx.database.dispose()
         with _metrics_directory():
             uvicorn.run("muster.app:create_app", factory=True, workers=workers, **options)
+
+
+@contextlib.contextmanager
+def _delivery_worker(timeout_seconds: float) -> Iterator[None]:
+    """`muster worker` as a child process for as long as the server runs."""
+    # It exits by itself if this process dies without stopping it (SIGKILL, OOM).
+    child = subprocess.Popen(
+        [sys.executable, "-m", "muster", "worker", "--parent-pid", str(os.getpid())]
+    )
+    try:
+        yield
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            # It lets its requests in flight finish (each ends within the webhook timeout).
+            child.wait(timeout=timeout_seconds + 10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+@main.command()
+@click.option("--parent-pid", type=int, default=None, hidden=True)
+@pass_context
+def worker(ctx: Context, parent_pid: int | None) -> None:
+    """Deliver webhooks until SIGTERM or SIGINT (`muster serve` starts one by itself)."""
+    from muster.services.webhook_worker import DeliveryWorker
+
+    settings = ctx.settings
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+    if not ctx.database.is_current():
+        click.echo("error: the database schema is not current; run `muster db upgrade`", err=True)
+        sys.exit(1)
+
+    async def deliver_until_signalled() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await DeliveryWorker(ctx.uow, settings, parent_pid=parent_pid).run(stop)
+
+    try:
+        asyncio.run(deliver_until_signalled())
+    finally:
+        ctx.database.dispose()
 
 
 @contextlib.contextmanager
@@ -366,6 +433,144 @@ def group_remove_member(ctx: Context, slug: str, group_name: str, email: str) ->
     """Take the user with EMAIL out of GROUP by hand."""
     groups.remove_manual_member(_tenant_uow(ctx, slug), group_name, email)
     click.echo(f"{email} is no longer a member of {group_name}")
+
+
+@main.group()
+def webhook() -> None:
+    """Webhook endpoints that receive a tenant's events (docs/webhooks.md)."""
+
+
+def _describe_endpoint(e: webhooks.Endpoint) -> str:
+    types = ",".join(e.event_types) if e.event_types else "all"
+    state = "enabled" if e.is_enabled else "disabled"
+    line = f"{e.endpoint_id}\t{e.url}\t{state}\tevents={types}\tpending={e.pending}\tdead={e.dead}"
+    return line + (f"\t{e.description}" if e.description else "")
+
+
+@webhook.command("add")
+@click.argument("slug")
+@click.argument("url")
+@click.option("--description", default="", help="A note for whoever reads the list.")
+@click.option(
+    "--event",
+    "event_types",
+    multiple=True,
+    metavar="TYPE",
+    help="Send only this event type (repeatable; default: every type).",
+)
+@pass_context
+@_fails_cleanly
+def webhook_add(
+    ctx: Context, slug: str, url: str, description: str, event_types: tuple[str, ...]
+) -> None:
+    """Add an endpoint to SLUG; prints its id, then its signing secret alone on the last line."""
+    created = webhooks.create_endpoint(
+        _tenant_uow(ctx, slug), url, description=description, event_types=event_types or None
+    )
+    click.echo(created.endpoint.endpoint_id)
+    click.echo(
+        "Give this signing secret to the receiver now; it will not be shown again:", err=True
+    )
+    click.echo(created.secret)
+
+
+@webhook.command("list")
+@click.argument("slug")
+@pass_context
+@_fails_cleanly
+def webhook_list(ctx: Context, slug: str) -> None:
+    """List SLUG's endpoints: id, URL, state, event types, pending and dead deliveries."""
+    found = webhooks.list_endpoints(_tenant_uow(ctx, slug))
+    for e in found:
+        click.echo(_describe_endpoint(e))
+    if not found:
+        click.echo("no webhook endpoints")
+
+
+@webhook.command("remove")
+@click.argument("slug")
+@click.argument("endpoint_id")
+@pass_context
+@_fails_cleanly
+def webhook_remove(ctx: Context, slug: str, endpoint_id: str) -> None:
+    """Remove an endpoint and its deliveries."""
+    webhooks.remove_endpoint(_tenant_uow(ctx, slug), endpoint_id)
+    click.echo(f"removed {endpoint_id}")
+
+
+@webhook.command("enable")
+@click.argument("slug")
+@click.argument("endpoint_id")
+@pass_context
+@_fails_cleanly
+def webhook_enable(ctx: Context, slug: str, endpoint_id: str) -> None:
+    """Resume an endpoint: it catches up on the events since it was disabled."""
+    changed = webhooks.set_endpoint_enabled(_tenant_uow(ctx, slug), endpoint_id, True)
+    click.echo(_describe_endpoint(changed))
+
+
+@webhook.command("disable")
+@click.argument("slug")
+@click.argument("endpoint_id")
+@pass_context
+@_fails_cleanly
+def webhook_disable(ctx: Context, slug: str, endpoint_id: str) -> None:
+    """Pause an endpoint: nothing is sent until it is enabled again."""
+    changed = webhooks.set_endpoint_enabled(_tenant_uow(ctx, slug), endpoint_id, False)
+    click.echo(_describe_endpoint(changed))
+
+
+def _describe_delivery(d: webhooks.Delivery) -> str:
+    line = f"{d.event_seq}\t{d.event_type or '(event removed)'}\t{d.state}\tattempts={d.attempts}"
+    if d.state == "delivered" and d.delivered_at is not None:
+        line += f"\tdelivered={d.delivered_at.isoformat(timespec='seconds')}Z"
+    elif d.state == "pending":
+        line += f"\tnext={d.next_attempt_at.isoformat(timespec='seconds')}Z"
+    if d.last_status is not None or d.last_error:
+        line += f"\n    last: {d.last_status or '-'} {d.last_error or ''}".rstrip()
+    return line
+
+
+@webhook.command("deliveries")
+@click.argument("slug")
+@click.argument("endpoint_id")
+@click.option("--dead", is_flag=True, help="Only deliveries that gave up.")
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@pass_context
+@_fails_cleanly
+def webhook_deliveries(ctx: Context, slug: str, endpoint_id: str, dead: bool, page: int) -> None:
+    """Print an endpoint's deliveries, newest event first."""
+    found = webhooks.deliveries_page(
+        _tenant_uow(ctx, slug), endpoint_id, state="dead" if dead else None, page=page
+    )
+    for d in found.items:
+        click.echo(_describe_delivery(d))
+    if not found.items:
+        click.echo("no deliveries" + (" (dead only)" if dead else ""))
+    elif found.pages > 1:
+        click.echo(f"page {found.number} of {found.pages} ({found.total} deliveries)", err=True)
+
+
+@webhook.command("redeliver")
+@click.argument("slug")
+@click.argument("endpoint_id")
+@click.argument("seq", type=int, required=False)
+@click.option("--dead", is_flag=True, help="Every dead delivery of the endpoint.")
+@pass_context
+@_fails_cleanly
+def webhook_redeliver(
+    ctx: Context, slug: str, endpoint_id: str, seq: int | None, dead: bool
+) -> None:
+    """Send the event numbered SEQ again, or with --dead every delivery that gave up."""
+    if (seq is None) == (not dead):
+        raise click.UsageError("give either SEQ or --dead")
+    uow = _tenant_uow(ctx, slug)
+    if dead:
+        click.echo(f"{webhooks.redeliver_dead(uow, endpoint_id)} dead deliveries queued again")
+    else:
+        assert seq is not None
+        webhooks.redeliver(uow, endpoint_id, seq)
+        click.echo(f"event {seq} queued again")
 
 
 @main.group()

@@ -72,3 +72,36 @@ class Settings(BaseSettings):
         description="Change events older are removed (GET /api/v1/events then answers 410 for "
         "a cursor from before them); the delivery worker prunes periodically.",
     )
+    # Webhooks and their delivery worker (docs/webhooks.md).
+    webhook_max_attempts: int = Field(
+        30,
+        ge=1,
+        description="Attempts at one delivery before it is dead (30: about 21 hours of retries).",
+    )
+    webhook_backoff_base_seconds: float = Field(
+        10, gt=0, description="Wait before the first retry; each later one doubles, with jitter."
+    )
+    webhook_backoff_max_seconds: float = Field(
+        3600, gt=0, description="Longest wait between two attempts at one delivery."
+    )
+    webhook_timeout_seconds: float = Field(
+        10, gt=0, description="A receiver must answer a delivery within this, or it failed."
+    )
+    webhook_lease_seconds: float = Field(
+        60,
+        gt=0,
+        description="A delivery claimed by a worker that died is retried after this; keep it "
+        "above webhook_timeout_seconds.",
+    )
+    webhook_retention_days: float = Field(
+        7, gt=0, description="Delivered deliveries older are pruned (dead ones are kept)."
+    )
+    worker_poll_seconds: float = Field(
+        0.05, gt=0, description="How often an idle worker looks for new events and due retries."
+    )
+    worker_concurrency: int = Field(
+        16, ge=1, description="Deliveries one worker sends at the same time."
+    )
+    serve_worker: bool = Field(
+        True, description="`muster serve` starts one delivery worker as a child process."
+    )

@@ -25,6 +25,7 @@ from muster.db.repositories import (
 )
 from muster.db.sso_repositories import SsoRepository
 from muster.db.statements import EVENTS as EVENTS_KEY
+from muster.db.webhook_repositories import WebhookQueue, WebhookRepository
 from muster.errors import ScimError
 
 
@@ -212,6 +213,15 @@ class UnitOfWork:
     @property
     def sso(self) -> SsoRepository:
         return SsoRepository(self._connection(), self._scoped_tenant())
+
+    # Webhooks: a tenant's endpoints and deliveries; the worker's queue spans tenants.
+    @property
+    def webhooks(self) -> WebhookRepository:
+        return WebhookRepository(self._connection(), self._scoped_tenant())
+
+    @property
+    def webhook_queue(self) -> WebhookQueue:
+        return WebhookQueue(self._connection())
 
     def commit(self) -> None:
         """Commit the open transaction (the request's, when this `with` joined it)."""

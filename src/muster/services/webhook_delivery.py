@@ -1,0 +1,180 @@
+"""The delivery queue's steps, each one short transaction: fan out, claim, record, prune.
+
+The worker (services/webhook_worker.py) calls these with a platform-level unit of work; they
+never wait on the network, so no transaction stays open while a receiver thinks.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from muster import __version__
+from muster.db.unit_of_work import UnitOfWork
+from muster.db.webhook_repositories import DEAD, PENDING
+from muster.services import events, webhook_signing
+from muster.services.clock import utcnow
+
+FAN_OUT_BATCH = 1000  # events queued per endpoint per transaction
+ENDPOINTS_PER_PASS = 100
+USER_AGENT = f"Muster-Webhooks/{__version__}"
+EVENT_GONE = "the event was removed by event retention before it could be delivered"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how far apart a failing delivery is tried again."""
+
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+
+    def delay(self, attempts: int, rng: random.Random | None = None) -> float:
+        """Seconds before the next try after `attempts` failures: doubling, capped, ±20%."""
+        exponential = self.base_seconds * float(2 ** min(max(attempts - 1, 0), 60))
+        # Jitter spreads retries out, so a receiver back from an outage is not hit by every
+        # delivery that failed at the same moment.
+        jitter: float = (rng or random).uniform(0.8, 1.2)
+        return min(exponential, self.max_seconds) * jitter
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery this worker holds until its lease ends: where to send what."""
+
+    tenant_id: str
+    endpoint_id: str
+    event_seq: int
+    attempts: int
+    url: str
+    secret: str
+    event: dict[str, Any] | None  # the public event; None once retention removed it
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.tenant_id, self.endpoint_id, self.event_seq)
+
+    def body(self) -> bytes:
+        return orjson.dumps(self.event)
+
+    def headers(self, body: bytes, now_seconds: int) -> dict[str, str]:
+        """The request's headers, Muster-Signature included."""
+        assert self.event is not None
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            webhook_signing.EVENT_ID_HEADER: self.event["id"],
+            webhook_signing.EVENT_TYPE_HEADER: self.event["type"],
+            webhook_signing.SIGNATURE_HEADER: webhook_signing.sign(self.secret, body, now_seconds),
+        }
+
+
+def fan_out(uow: UnitOfWork, *, batch: int = FAN_OUT_BATCH) -> int:
+    """Queue deliveries of new events for every endpoint behind; return the events considered."""
+    with uow.reading():
+        behind = uow.webhook_queue.endpoints_behind(ENDPOINTS_PER_PASS)
+    considered = 0
+    for tenant_id, endpoint_id in behind:
+        with uow:
+            queue = uow.webhook_queue
+            row = queue.lock_endpoint(tenant_id, endpoint_id)
+            if row is None or row.cursor >= row.last_seq:
+                continue  # another worker has it, or it was disabled, removed or caught up
+            through = min(row.cursor + batch, row.last_seq)
+            queue.fan_out(
+                tenant_id,
+                endpoint_id,
+                after=row.cursor,
+                through=through,
+                event_types=row.event_types,
+                now=utcnow(),
+            )
+            uow.commit()
+        considered += through - row.cursor
+    return considered
+
+
+def _claim(row: Any) -> Claim:
+    event = None
+    if row.seq is not None:
+        event = events.public_event(row.tenant_id, row)
+    return Claim(
+        tenant_id=row.tenant_id,
+        endpoint_id=row.endpoint_id,
+        event_seq=row.event_seq,
+        attempts=row.attempts,
+        url=row.url,
+        secret=row.secret,
+        event=event,
+    )
+
+
+def claim(uow: UnitOfWork, *, limit: int, lease_seconds: float) -> list[Claim]:
+    """Take up to `limit` due deliveries (oldest first, in order per resource) for this worker."""
+    now = utcnow()
+    with uow.reading():
+        # Idle workers only read: SQLite's write lock is taken when there is work.
+        if not uow.webhook_queue.has_due(now):
+            return []
+    with uow:
+        queue = uow.webhook_queue
+        rows = queue.claimable(now, limit)
+        claims = [_claim(row) for row in rows]
+        lease = now + timedelta(seconds=lease_seconds)
+        queue.mark_sending([c.key for c in claims], now, lease)
+        uow.commit()
+    return claims
+
+
+def record_delivered(uow: UnitOfWork, claim: Claim, status: int) -> None:
+    """The receiver answered 2xx: the delivery is done."""
+    with uow:
+        uow.webhook_queue.mark_delivered(claim.key, status, utcnow())
+        uow.commit()
+
+
+def record_failed(
+    uow: UnitOfWork,
+    claim: Claim,
+    policy: RetryPolicy,
+    *,
+    status: int | None,
+    error: str,
+    give_up: bool = False,
+) -> str:
+    """Count a failed attempt: retry later with backoff, or dead after the last; say which."""
+    attempts = claim.attempts + 1
+    dead = give_up or attempts >= policy.max_attempts
+    now = utcnow()
+    next_at = now if dead else now + timedelta(seconds=policy.delay(attempts))
+    state = DEAD if dead else PENDING
+    with uow:
+        uow.webhook_queue.mark_failed(
+            claim.key,
+            state=state,
+            attempts=attempts,
+            next_attempt_at=next_at,
+            status=status,
+            error=error,
+        )
+        uow.commit()
+    return state
+
+
+def release(uow: UnitOfWork, claims: list[Claim]) -> None:
+    """Give back claims that will not be finished (the worker is stopping): due again now."""
+    with uow:
+        uow.webhook_queue.release([c.key for c in claims], utcnow())
+        uow.commit()
+
+
+def prune_delivered(uow: UnitOfWork, *, older_than: timedelta) -> int:
+    """Remove delivered deliveries older than `older_than`; return how many."""
+    with uow:
+        removed = uow.webhook_queue.prune_delivered(utcnow() - older_than)
+        uow.commit()
+    return removed
