@@ -1,0 +1,173 @@
+"""Receiver, a real HTTP server on 127.0.0.1 (a thread) that takes webhook deliveries, and
+running_worker, a DeliveryWorker on a thread of its own.
+
+It checks every request's signature with the endpoint's secret, the way docs/webhooks.md tells
+receivers to, and records what arrived. It can be told to fail (answer 500) or to hang (hold
+each request open until released), as a receiver in trouble would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from muster.config import Settings
+from muster.db.unit_of_work import UnitOfWork
+from muster.services import webhook_signing
+from muster.services.webhook_worker import DeliveryWorker
+
+# Small numbers, so retries, leases and polls happen within a test's second or two.
+FAST = {
+    "webhook_max_attempts": 3,
+    "webhook_backoff_base_seconds": 0.05,
+    "webhook_backoff_max_seconds": 0.2,
+    "webhook_timeout_seconds": 1.0,
+    "webhook_lease_seconds": 2.0,
+    "worker_poll_seconds": 0.02,
+    "worker_concurrency": 4,
+}
+
+
+def fast_settings(database_url: str, **overrides: Any) -> Settings:
+    return Settings(database_url=database_url, create_demo_tenant=False, **{**FAST, **overrides})
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request the receiver accepted (answered 2xx)."""
+
+    path: str
+    event: dict[str, Any]
+    headers: dict[str, str]
+    at: float  # time.monotonic() on arrival
+
+    @property
+    def seq(self) -> int:
+        return int(self.event["sequence"])
+
+    @property
+    def resource_id(self) -> str:
+        return str(self.event["resource"]["id"])
+
+
+class Receiver:
+    """Takes POST /<name>; each name has the secret of the endpoint registered at that URL."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[str, str] = {}
+        self.received: list[Received] = []
+        self.refused: list[str] = []  # requests with a bad signature: must stay empty
+        self.arrivals = 0  # requests seen, answered or not
+        self.status = 200  # what to answer; set to 500 to fail
+        self.hanging = threading.Event()  # set: hold requests until `release` is set
+        self.release = threading.Event()
+        self._lock = threading.RLock()  # wait_for's condition may read through events_of
+        self._changed = threading.Condition(self._lock)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{name}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                receiver._take(self)
+
+        return Handler
+
+    def _take(self, request: BaseHTTPRequestHandler) -> None:
+        body = request.rfile.read(int(request.headers.get("Content-Length", "0")))
+        name = request.path.lstrip("/")
+        with self._lock:
+            self.arrivals += 1
+            self._changed.notify_all()
+        if self.hanging.is_set():
+            self.release.wait(timeout=30)
+        secret = self.secrets.get(name, "")
+        signature = request.headers.get(webhook_signing.SIGNATURE_HEADER, "")
+        if not webhook_signing.verify(secret, body, signature, now=int(time.time())):
+            with self._lock:
+                self.refused.append(f"{name}: {signature}")
+            self._answer(request, 400)
+            return
+        status = self.status
+        if 200 <= status < 300:
+            event = json.loads(body)
+            received = Received(name, event, dict(request.headers.items()), time.monotonic())
+            with self._lock:
+                self.received.append(received)
+                self._changed.notify_all()
+        self._answer(request, status)
+
+    @staticmethod
+    def _answer(request: BaseHTTPRequestHandler, status: int) -> None:
+        try:
+            request.send_response(status)
+            request.send_header("Content-Length", "2")
+            request.end_headers()
+            request.wfile.write(b"ok")
+        except OSError:
+            pass  # the worker went away (killed, or gave up on a hanging request)
+
+    def wait_for(self, condition: Callable[[Receiver], bool], timeout: float = 20) -> None:
+        """Wait until `condition(self)` holds; fail the test with what arrived otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not condition(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [(r.path, r.seq, r.event["type"]) for r in self.received]
+                    raise AssertionError(f"timed out; arrivals={self.arrivals} received={seen}")
+                self._changed.wait(min(left, 0.1))
+
+    def events_of(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r.event for r in self.received if r.path == name]
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@contextlib.contextmanager
+def running_worker(
+    uow_factory: Callable[[], UnitOfWork], settings: Settings
+) -> Iterator[DeliveryWorker]:
+    """A delivery worker on its own thread and event loop, stopped (as by SIGTERM) at exit."""
+    worker = DeliveryWorker(uow_factory, settings, maintenance=[])
+    started = threading.Event()
+    handles: dict[str, Any] = {}
+
+    async def run() -> None:
+        handles["loop"], handles["stop"] = asyncio.get_running_loop(), asyncio.Event()
+        started.set()
+        await worker.run(handles["stop"])
+
+    thread = threading.Thread(target=lambda: asyncio.run(run()), daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield worker
+    finally:
+        handles["loop"].call_soon_threadsafe(handles["stop"].set)
+        thread.join(timeout=20)
+        assert not thread.is_alive(), "the worker did not stop"
