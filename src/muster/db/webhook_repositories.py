@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
+from muster.db import fast_exec as fast
 from muster.db import statements as sql
 from muster.db.tables import WebhookDeliveryRow, WebhookEndpointRow
 
@@ -373,7 +374,11 @@ class WebhookQueue:
         return queued
 
     def has_due(self, now: datetime) -> bool:
-        return self._conn.execute(HAS_DUE, {"b_now": now}).first() is not None
+        return bool(fast.fetch(self._conn, HAS_DUE, {"b_now": now}))
+
+    def has_work(self, now: datetime) -> bool:
+        """Is an endpoint behind, or a delivery due? (An idle worker asks this each poll.)"""
+        return bool(fast.fetch(self._conn, ENDPOINTS_BEHIND, {"b_limit": 1})) or self.has_due(now)
 
     def claimable(self, now: datetime, limit: int) -> Sequence[Any]:
         """Due deliveries with their endpoint and event (the event's columns are None once

@@ -73,6 +73,12 @@ class Claim:
         }
 
 
+def has_work(uow: UnitOfWork) -> bool:
+    """Tell whether any endpoint has events to queue or any delivery is due (one short read)."""
+    with uow.reading():
+        return uow.webhook_queue.has_work(utcnow())
+
+
 def fan_out(uow: UnitOfWork, *, batch: int = FAN_OUT_BATCH) -> int:
     """Queue deliveries of new events for every endpoint behind; return the events considered."""
     with uow.reading():

@@ -111,10 +111,16 @@ class DeliveryWorker:
         settings = self._settings
         next_maintenance = time.monotonic()
         while not stop.is_set() and not self._parent_is_gone():
+            # Cleared before looking, so a delivery that ends meanwhile cuts the next wait short.
+            self._wake.clear()
             try:
                 if time.monotonic() >= next_maintenance:
                     next_maintenance = time.monotonic() + MAINTENANCE_SECONDS
                     await self._maintain()
+                free = settings.worker_concurrency - len(self._in_flight)
+                if not (free > 0 and await self._in_db(webhook_delivery.has_work)):
+                    await _wait_any(stop, self._wake, settings.worker_poll_seconds)
+                    continue
                 fanned = await self._in_db(webhook_delivery.fan_out)
                 free = settings.worker_concurrency - len(self._in_flight)
                 claims: list[Claim] = []
@@ -134,7 +140,6 @@ class DeliveryWorker:
                 task.add_done_callback(self._done)
             if fanned or (claims and len(claims) == free):
                 continue  # more may be waiting right now
-            self._wake.clear()
             await _wait_any(stop, self._wake, settings.worker_poll_seconds)
 
     def _done(self, task: asyncio.Task[None]) -> None:
