@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -175,3 +178,23 @@ def test_serve_without_a_worker_when_told(tmp_path: Path, database: tuple[str, S
         assert not [cmd for cmd in _children(server.process.pid).values() if " worker" in cmd]
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_the_worker_of_a_killed_server_exits_by_itself(
+    tmp_path: Path, database: tuple[str, Served]
+) -> None:
+    url, _ = database
+    env = {f"MUSTER_{k.upper()}": str(v) for k, v in FAST.items()}
+    server = MusterServer(url, tmp_path, **env).start()
+    try:
+        assert server.process is not None
+        [worker] = [p for p, cmd in _children(server.process.pid).items() if " worker" in cmd]
+        os.kill(server.process.pid, signal.SIGKILL)  # the server alone, not its group
+        server.process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while _is_running(worker):
+            assert time.monotonic() < deadline, "the orphaned worker kept running"
+            time.sleep(0.05)
+    finally:
+        server.kill()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +55,17 @@ def test_a_malformed_header_is_refused(header: str) -> None:
 def test_any_one_of_several_v1_values_may_match() -> None:
     good = sign(SECRET, BODY, NOW).split(",")[1]
     assert verify(SECRET, BODY, f"t={NOW},v1={'0' * 64},{good}", now=NOW)
+
+
+def test_the_receiver_snippet_in_the_docs_accepts_our_signatures_and_only_those() -> None:
+    docs = (Path(__file__).parents[3] / "docs" / "webhooks.md").read_text()
+    snippet = docs.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)
+    is_from_muster = namespace["is_from_muster"]
+    now = int(time.time())
+
+    assert is_from_muster(SECRET, BODY, sign(SECRET, BODY, now))
+    assert not is_from_muster(SECRET, BODY + b" ", sign(SECRET, BODY, now))
+    assert not is_from_muster("whsec_other", BODY, sign(SECRET, BODY, now))
+    assert not is_from_muster(SECRET, BODY, sign(SECRET, BODY, now - 600))
