@@ -150,10 +150,12 @@ class Receiver:
 
 @contextlib.contextmanager
 def running_worker(
-    uow_factory: Callable[[], UnitOfWork], settings: Settings
+    uow_factory: Callable[[], UnitOfWork],
+    settings: Settings,
+    maintenance: list[Callable[[], object]] | None = None,
 ) -> Iterator[DeliveryWorker]:
     """A delivery worker on its own thread and event loop, stopped (as by SIGTERM) at exit."""
-    worker = DeliveryWorker(uow_factory, settings, maintenance=[])
+    worker = DeliveryWorker(uow_factory, settings, maintenance=maintenance or [])
     started = threading.Event()
     handles: dict[str, Any] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -16,6 +17,7 @@ from muster.db.unit_of_work import UnitOfWork
 from muster.scim.records import TenantInfo
 from muster.services import events, users, webhook_delivery, webhooks
 from muster.services.webhook_delivery import RetryPolicy
+from muster.services.webhook_worker import maintenance_tasks
 from tests.factories import given_tenant, given_user, patch_op
 from tests.webhook_fixtures import Receiver, fast_settings, running_worker
 
@@ -395,3 +397,26 @@ def test_two_workers_never_send_a_delivery_twice(
         mine = [r.event["type"] for r in receiver.received if r.resource_id == person.user_id]
         assert mine == ["user.created", "user.deactivated", "user.reactivated"]
     assert receiver.refused == []
+
+
+def test_the_worker_runs_its_maintenance_tasks_and_survives_one_that_fails(
+    uow_factory: UowFactory, database_url: str, engine: Engine, uow: UnitOfWork
+) -> None:
+    ran = threading.Event()
+
+    def broken() -> None:
+        raise RuntimeError("a maintenance task failed")
+
+    webhooks.create_endpoint(uow, URL)
+    given_user(uow)
+    _fan_out(uow_factory)
+    [claim] = _claim(uow_factory)
+    webhook_delivery.record_delivered(_queue(uow_factory), claim, 200)
+    settings = fast_settings(database_url, webhook_retention_days=0.0000001)
+    tasks = [broken, *maintenance_tasks(uow_factory, settings), ran.set]
+    time.sleep(0.05)  # older than the retention
+
+    with running_worker(uow_factory, settings, maintenance=tasks):
+        assert ran.wait(10)
+
+    assert _states(engine) == {}  # the delivered delivery was pruned

@@ -31,7 +31,6 @@ logger = logging.getLogger("muster.webhooks")
 T = TypeVar("T")
 MAINTENANCE_SECONDS = 60.0
 ERROR_PAUSE_SECONDS = 1.0  # after a database error (a restart, a failover) before trying again
-# Each request ends its own task, so the loop wakes for the next one within this.
 UowFactory = Callable[[], UnitOfWork]
 MaintenanceTask = Callable[[], object]
 
@@ -92,14 +91,16 @@ class DeliveryWorker:
             },
         )
         limits = httpx2.Limits(max_connections=settings.worker_concurrency)
-        async with httpx2.AsyncClient(
-            timeout=httpx2.Timeout(timeout), limits=limits, follow_redirects=False
-        ) as client:
-            try:
-                await self._loop(client, stop)
-            finally:
-                await self._finish(timeout)
-        self._db.shutdown(wait=True)
+        try:
+            async with httpx2.AsyncClient(
+                timeout=httpx2.Timeout(timeout), limits=limits, follow_redirects=False
+            ) as client:
+                try:
+                    await self._loop(client, stop)
+                finally:
+                    await self._finish(timeout)
+        finally:
+            self._db.shutdown(wait=True)
         logger.info("webhook worker stopped")
 
     def _parent_is_gone(self) -> bool:
