@@ -150,7 +150,7 @@ class Receiver:
 
 @contextlib.contextmanager
 def running_worker(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: Callable[[str | None], UnitOfWork],
     settings: Settings,
     maintenance: list[Callable[[], object]] | None = None,
 ) -> Iterator[DeliveryWorker]:

@@ -24,14 +24,15 @@ import httpx2
 from muster.config import Settings
 from muster.db.unit_of_work import UnitOfWork
 from muster.db.webhook_repositories import DEAD
-from muster.services import webhook_delivery
+from muster.services import event_log, webhook_delivery
+from muster.services.clock import utcnow
 from muster.services.webhook_delivery import Claim, RetryPolicy
 
 logger = logging.getLogger("muster.webhooks")
 T = TypeVar("T")
 MAINTENANCE_SECONDS = 60.0
 ERROR_PAUSE_SECONDS = 1.0  # after a database error (a restart, a failover) before trying again
-UowFactory = Callable[[], UnitOfWork]
+UowFactory = Callable[[str | None], UnitOfWork]  # a tenant's unit of work, or (None) the platform's
 MaintenanceTask = Callable[[], object]
 
 
@@ -40,9 +41,14 @@ def maintenance_tasks(uow_factory: UowFactory, settings: Settings) -> list[Maint
     retention = timedelta(days=settings.webhook_retention_days)
 
     def prune_delivered() -> int:
-        return webhook_delivery.prune_delivered(uow_factory(), older_than=retention)
+        return webhook_delivery.prune_delivered(uow_factory(None), older_than=retention)
 
-    return [prune_delivered]
+    def prune_events() -> int:
+        return event_log.prune_events(
+            uow_factory, now=utcnow(), retention_days=settings.event_retention_days
+        )
+
+    return [prune_delivered, prune_events]
 
 
 class DeliveryWorker:
@@ -74,7 +80,7 @@ class DeliveryWorker:
     async def _in_db(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._db, lambda: step(self._uow_factory(), *args, **kwargs)
+            self._db, lambda: step(self._uow_factory(None), *args, **kwargs)
         )
 
     async def run(self, stop: asyncio.Event) -> None:
