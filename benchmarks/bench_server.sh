@@ -39,6 +39,9 @@ if [[ "$MUSTER_DATABASE_URL" == postgres* ]]; then
 fi
 WORKERS="${MUSTER_BENCH_WORKERS:-1}"
 export MUSTER_CREATE_DEMO_TENANT=false
+# No webhook delivery worker beside the server unless a benchmark asks for one: its idle polls
+# would count in the server tree's CPU per request (run_webhook_latency.sh starts its own).
+export MUSTER_SERVE_WORKER="${MUSTER_SERVE_WORKER:-false}"
 cd "$WORK"  # nothing lands in the caller's directory
 
 PORT="${MUSTER_BENCH_PORT:-$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')}"

@@ -17,7 +17,7 @@ fi
 
 BENCH_NAME=webhooks
 BENCH_SEATS="$((N + 100))"
-export MUSTER_SERVE_WORKER=false
+export MUSTER_SERVE_WORKER=false  # this script starts the one worker it measures
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bench_server.sh"
 
 status=0

@@ -155,6 +155,54 @@ def test_claims_follow_each_resource_in_order(
     assert [c.event_seq for c in _claim(uow_factory)] == [5]
 
 
+def test_only_the_head_of_each_line_is_pending_the_rest_wait_their_turn(
+    uow_factory: UowFactory, uow: UnitOfWork, engine: Engine
+) -> None:
+    webhooks.create_endpoint(uow, URL)
+    ann = given_user(uow)  # 1
+    _deactivate(uow, ann.user_id)  # 2
+    webhook_delivery.fan_out(_queue(uow_factory), batch=1)  # 1 alone: the head
+    _fan_out(uow_factory)  # 2 arrives while 1 is unfinished
+    _deactivate(uow, ann.user_id, active=True)  # 3
+    _fan_out(uow_factory)
+    assert {seq: state for seq, (state, _) in _states(engine).items()} == {
+        1: "pending",
+        2: "waiting",
+        3: "waiting",
+    }
+    [head] = _claim(uow_factory)
+    webhook_delivery.record_delivered(_queue(uow_factory), head, 200)
+    assert _states(engine)[2] == ("pending", 0) and _states(engine)[3] == ("waiting", 0)
+
+
+def test_each_membership_is_its_own_line_so_a_groups_members_go_out_together(
+    uow_factory: UowFactory, uow: UnitOfWork, engine: Engine
+) -> None:
+    from muster.services import groups
+    from tests.group_factories import build_group, members
+
+    webhooks.create_endpoint(uow, URL)
+    ann, bob = given_user(uow), given_user(uow)  # 1, 2
+    group = groups.create_group(uow, build_group(members=members(ann.user_id, bob.user_id)))
+    groups.patch_group(  # 6: ann leaves again
+        uow,
+        group.group.group_id,
+        patch_op({"op": "remove", "path": f'members[value eq "{ann.user_id}"]'}),
+        if_match=None,
+    )
+    _fan_out(uow_factory)
+    states = {seq: state for seq, (state, _) in _states(engine).items()}
+    # 3 group.created, 4/5 member_added (ann, bob by id order), 6 ann's member_removed
+    added_ann = 4 if ann.user_id < bob.user_id else 5
+    assert states[3] == "pending"
+    assert states[4] == states[5] == "pending"  # two memberships: not behind the group
+    assert states[6] == "waiting"  # behind ann's member_added
+    claimed = {c.event_seq: c for c in _claim(uow_factory)}
+    assert {1, 2, 3, 4, 5} <= set(claimed) and 6 not in claimed
+    webhook_delivery.record_delivered(_queue(uow_factory), claimed[added_ann], 200)
+    assert [c.event_seq for c in _claim(uow_factory)] == [6]
+
+
 def test_a_dead_delivery_no_longer_holds_back_its_resource(
     uow_factory: UowFactory, uow: UnitOfWork
 ) -> None:

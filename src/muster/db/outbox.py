@@ -33,6 +33,8 @@ class EventRepository:
         resource_type: str,
         resource_id: str,
         data: Mapping[str, Any] | None,
+        *,
+        member_id: str | None = None,
     ) -> int:
         """Write one event and return its number."""
         seq = self._reserve(1)
@@ -46,6 +48,7 @@ class EventRepository:
                 "occurred_at": at,
                 "resource_type": resource_type,
                 "resource_id": resource_id,
+                "member_id": member_id,
                 "data": data,
             },
         )

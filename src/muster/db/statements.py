@@ -364,7 +364,16 @@ def _reserve(dialect_insert: Any) -> Any:
 
 RESERVE_EVENTS = {"sqlite": _reserve(sqlite_insert), "postgresql": _reserve(postgresql_insert)}
 INSERT_EVENT = insert(events)
-EVENT_COLUMNS = ["tenant_id", "seq", "type", "occurred_at", "resource_type", "resource_id", "data"]
+EVENT_COLUMNS = [
+    "tenant_id",
+    "seq",
+    "type",
+    "occurred_at",
+    "resource_type",
+    "resource_id",
+    "member_id",
+    "data",
+]
 _FIRST_SEQ = bindparam("b_seq", type_=BigInteger())
 
 
@@ -377,6 +386,7 @@ def _member_events(type_: str, user_id: Any, user_name: Any, source: Any) -> Any
         NOW,
         literal_column("'Group'", String(16)),
         ID,
+        user_id,
         json_object("userId", user_id, "userName", user_name, "source", source),
     )
 

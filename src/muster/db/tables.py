@@ -380,7 +380,10 @@ class EventRow(Base):
     type: Mapped[str] = mapped_column(String(40))  # user.deactivated, group.member_added, ...
     occurred_at: Mapped[datetime] = mapped_column(DateTime)
     resource_type: Mapped[str] = mapped_column(String(16))  # User | Group | Tenant | Token
-    resource_id: Mapped[str] = mapped_column(String(255))  # orders deliveries per resource
+    resource_id: Mapped[str] = mapped_column(String(255))
+    # The user of a group.member_added/removed event: each membership is its own stream of
+    # changes, so a group's 100,000 member events need not reach a webhook one at a time.
+    member_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     data: Mapped[dict[str, Any] | None] = mapped_column(Document, nullable=True)
 
 
@@ -406,7 +409,12 @@ class WebhookEndpointRow(Base):
 
 
 class WebhookDeliveryRow(Base):
-    """One event to one endpoint: pending -> sending -> delivered, or dead after N failures."""
+    """One event to one endpoint: (waiting ->) pending -> sending -> delivered, or dead.
+
+    Deliveries of one order key (a resource; a membership for member events) to one endpoint
+    go one at a time, in event order: only the oldest unfinished one is pending, the others
+    wait, and finishing one (delivered or dead) makes the next one pending.
+    """
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
@@ -415,8 +423,8 @@ class WebhookDeliveryRow(Base):
             ["webhook_endpoints.tenant_id", "webhook_endpoints.id"],
             ondelete="CASCADE",
         ),
-        # Per-resource order: is an earlier delivery of this resource still on its way?
-        Index(None, "tenant_id", "endpoint_id", "resource_id", "event_seq"),
+        # Per-key order: the next waiting delivery of a key, and whether one is on its way.
+        Index(None, "tenant_id", "endpoint_id", "order_key", "event_seq"),
         # The worker's queue. It is read across tenants, so unlike every other index it is not
         # led by tenant_id; each shard's worker reads only its own shard's queue.
         Index(
@@ -430,8 +438,8 @@ class WebhookDeliveryRow(Base):
     tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
     endpoint_id: Mapped[str] = mapped_column(ID, primary_key=True)
     event_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    resource_id: Mapped[str] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(10))  # pending | sending | delivered | dead
+    order_key: Mapped[str] = mapped_column(String(512))  # resource id[/member id]
+    state: Mapped[str] = mapped_column(String(10))  # waiting|pending|sending|delivered|dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

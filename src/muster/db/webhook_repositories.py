@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -42,7 +43,9 @@ endpoints = cast(Table, WebhookEndpointRow.__table__)
 deliveries = cast(Table, WebhookDeliveryRow.__table__)
 events, event_streams = sql.events, sql.event_streams
 
-PENDING, SENDING, DELIVERED, DEAD = "pending", "sending", "delivered", "dead"
+WAITING, PENDING, SENDING = "waiting", "pending", "sending"
+DELIVERED, DEAD = "delivered", "dead"
+UNFINISHED = (WAITING, PENDING, SENDING)
 
 TENANT = bindparam("b_tenant", type_=String(36))
 ENDPOINT = bindparam("b_endpoint", type_=String(36))
@@ -77,14 +80,15 @@ DELETE_ENDPOINT = delete(endpoints).where(*_THIS_ENDPOINT)
 # delivered bulk), for the endpoint list.
 OPEN_COUNTS = (
     select(deliveries.c.endpoint_id, deliveries.c.state, func.count())
-    .where(deliveries.c.tenant_id == TENANT, deliveries.c.state.in_([PENDING, SENDING, DEAD]))
+    .where(deliveries.c.tenant_id == TENANT, deliveries.c.state.in_([*UNFINISHED, DEAD]))
     .group_by(deliveries.c.endpoint_id, deliveries.c.state)
 )
 
 # -- a tenant's deliveries ---------------------------------------------------------------------
 _DELIVERY_COLUMNS = (
     deliveries.c.event_seq,
-    deliveries.c.resource_id,
+    # The event's resource; the delivery's order key starts with it once the event is gone.
+    func.coalesce(events.c.resource_id, deliveries.c.order_key).label("resource_id"),
     deliveries.c.state,
     deliveries.c.attempts,
     deliveries.c.next_attempt_at,
@@ -144,24 +148,41 @@ _FAN_OUT_COLUMNS = [
     "tenant_id",
     "endpoint_id",
     "event_seq",
-    "resource_id",
+    "order_key",
     "state",
     "attempts",
     "next_attempt_at",
 ]
+# A membership is its own stream of changes (see EventRow.member_id).
+_ORDER_KEY = case(
+    (events.c.member_id.is_(None), events.c.resource_id),
+    else_=events.c.resource_id + "/" + events.c.member_id,
+)
+_UNFINISHED_OF_KEY = exists().where(
+    deliveries.c.tenant_id == TENANT,
+    deliveries.c.endpoint_id == ENDPOINT,
+    deliveries.c.order_key == _ORDER_KEY,
+    deliveries.c.state.in_(UNFINISHED),
+)
 
 
 def _fan_out(insert_: Any, *, filtered: bool) -> Any:
-    """INSERT ... SELECT a delivery per event after b_from up to b_to (of b_types, if filtered)."""
+    """INSERT ... SELECT a delivery per event after b_from up to b_to (of b_types, if filtered).
+
+    Per order key, the oldest new delivery is pending unless one of that key is unfinished
+    already; every other one waits for its turn.
+    """
     chosen = [events.c.tenant_id == TENANT, events.c.seq > FROM_SEQ, events.c.seq <= TO_SEQ]
     if filtered:
         chosen.append(events.c.type.in_(bindparam("b_types", expanding=True)))
+    first_of_key = func.row_number().over(partition_by=_ORDER_KEY, order_by=events.c.seq) == 1
+    state = case((and_(first_of_key, ~_UNFINISHED_OF_KEY), PENDING), else_=WAITING)
     rows = select(
         events.c.tenant_id,
         ENDPOINT,
         events.c.seq,
-        events.c.resource_id,
-        literal(PENDING, String(10)),
+        _ORDER_KEY,
+        state,
         literal(0, Integer()),
         NOW,
     ).where(*chosen)
@@ -183,21 +204,14 @@ _DUE = (
     or_(deliveries.c.state == PENDING, deliveries.c.lease_until < NOW),
 )
 HAS_DUE = select(literal(1)).where(*_DUE).limit(1)
-_earlier = aliased(deliveries)
-# Per resource, in order: a delivery waits while an earlier one of the same resource to the
-# same endpoint is still on its way (a dead one no longer holds the line).
-_NOTHING_EARLIER = ~exists().where(
-    _earlier.c.tenant_id == deliveries.c.tenant_id,
-    _earlier.c.endpoint_id == deliveries.c.endpoint_id,
-    _earlier.c.resource_id == deliveries.c.resource_id,
-    _earlier.c.event_seq < deliveries.c.event_seq,
-    _earlier.c.state.in_([PENDING, SENDING]),
-)
+# Only the head of each key's line is pending (see WebhookDeliveryRow), so a claim is a walk of
+# the due index: no look at earlier deliveries, whatever the planner knows of the table.
 CLAIMABLE = (
     select(
         deliveries.c.tenant_id,
         deliveries.c.endpoint_id,
         deliveries.c.event_seq,
+        deliveries.c.order_key,
         deliveries.c.attempts,
         endpoints.c.url,
         endpoints.c.secret,
@@ -217,7 +231,7 @@ CLAIMABLE = (
             ),
         ).outerjoin(events, _EVENT_OF_DELIVERY)
     )
-    .where(*_DUE, endpoints.c.enabled.is_(True), _NOTHING_EARLIER)
+    .where(*_DUE, endpoints.c.enabled.is_(True))
     .order_by(deliveries.c.next_attempt_at, deliveries.c.event_seq)
     .limit(LIMIT)
     # PostgreSQL: two workers claiming at once take different rows instead of waiting.
@@ -259,6 +273,38 @@ MARK_FAILED = (
         last_error=bindparam("b_error", type_=String(500)),
         lease_until=None,
     )
+)
+# A finished delivery (delivered or dead) hands its key's turn to the next waiting one.
+_KEY_OF_LINE = and_(
+    deliveries.c.tenant_id == TENANT,
+    deliveries.c.endpoint_id == ENDPOINT,
+    deliveries.c.order_key == bindparam("b_key", type_=String(512)),
+)
+_next_in_line = aliased(deliveries)
+NEXT_IN_LINE = (
+    update(deliveries)
+    .where(
+        _KEY_OF_LINE,
+        deliveries.c.event_seq
+        == select(func.min(_next_in_line.c.event_seq))
+        .where(
+            _next_in_line.c.tenant_id == TENANT,
+            _next_in_line.c.endpoint_id == ENDPOINT,
+            _next_in_line.c.order_key == bindparam("b_key", type_=String(512)),
+            _next_in_line.c.state == WAITING,
+        )
+        .scalar_subquery(),
+        # A redelivered one may be on its way already: then it keeps the turn.
+        ~exists()
+        .where(
+            _next_in_line.c.tenant_id == TENANT,
+            _next_in_line.c.endpoint_id == ENDPOINT,
+            _next_in_line.c.order_key == bindparam("b_key", type_=String(512)),
+            _next_in_line.c.state.in_([PENDING, SENDING]),
+        )
+        .correlate_except(_next_in_line),
+    )
+    .values(state=PENDING, next_attempt_at=NOW)
 )
 RELEASE = (
     update(deliveries)
@@ -398,6 +444,11 @@ class WebhookQueue:
     def mark_delivered(self, key: tuple[str, str, int], status: int, now: datetime) -> bool:
         params = {**_key(key), "b_status": status, "b_now": now}
         return int(self._conn.execute(MARK_DELIVERED, params).rowcount) == 1
+
+    def next_in_line(self, tenant_id: str, endpoint_id: str, order_key: str, now: datetime) -> None:
+        """Make the oldest waiting delivery of this key pending (its predecessor finished)."""
+        params = {"b_tenant": tenant_id, "b_endpoint": endpoint_id, "b_key": order_key}
+        self._conn.execute(NEXT_IN_LINE, {**params, "b_now": now})
 
     def mark_failed(
         self,

@@ -160,7 +160,7 @@ def member_added(
 ) -> None:
     """One membership made by hand (the console or the CLI)."""
     data = {"userId": user_id, "userName": user_name, "source": source}
-    uow.events.append(MEMBER_ADDED, at, GROUP, group_id, data)
+    uow.events.append(MEMBER_ADDED, at, GROUP, group_id, data, member_id=user_id)
 
 
 def member_removed(
@@ -168,7 +168,7 @@ def member_removed(
 ) -> None:
     """One membership ended by hand."""
     data = {"userId": user_id, "userName": user_name, "source": source}
-    uow.events.append(MEMBER_REMOVED, at, GROUP, group_id, data)
+    uow.events.append(MEMBER_REMOVED, at, GROUP, group_id, data, member_id=user_id)
 
 
 def members_about_to_change(

@@ -7,15 +7,16 @@ never wait on the network, so no transaction stays open while a receiver thinks.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
 from muster import __version__
 from muster.db.unit_of_work import UnitOfWork
-from muster.db.webhook_repositories import DEAD, PENDING
+from muster.db.webhook_repositories import DEAD, DELIVERED, PENDING
 from muster.services import events, webhook_signing
 from muster.services.clock import utcnow
 
@@ -49,6 +50,7 @@ class Claim:
     tenant_id: str
     endpoint_id: str
     event_seq: int
+    order_key: str  # deliveries of one key go one at a time, in order
     attempts: int
     url: str
     secret: str
@@ -112,6 +114,7 @@ def _claim(row: Any) -> Claim:
         tenant_id=row.tenant_id,
         endpoint_id=row.endpoint_id,
         event_seq=row.event_seq,
+        order_key=row.order_key,
         attempts=row.attempts,
         url=row.url,
         secret=row.secret,
@@ -136,11 +139,64 @@ def claim(uow: UnitOfWork, *, limit: int, lease_seconds: float) -> list[Claim]:
     return claims
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one send went: a 2xx `status`, or a failure (`error`; `give_up` skips retries)."""
+
+    claim: Claim
+    status: int | None
+    error: str = ""
+    give_up: bool = False
+
+    @property
+    def is_delivered(self) -> bool:
+        return not self.give_up and self.status is not None and 200 <= self.status < 300
+
+
+def _record(uow: UnitOfWork, outcome: Outcome, policy: RetryPolicy, now: datetime) -> str:
+    """Write one outcome inside the caller's transaction; return the delivery's new state."""
+    queue, claim = uow.webhook_queue, outcome.claim
+    if outcome.is_delivered:
+        assert outcome.status is not None
+        state = DELIVERED
+        written = queue.mark_delivered(claim.key, outcome.status, now)
+    else:
+        attempts = claim.attempts + 1
+        state = DEAD if outcome.give_up or attempts >= policy.max_attempts else PENDING
+        written = queue.mark_failed(
+            claim.key,
+            state=state,
+            attempts=attempts,
+            next_attempt_at=now + timedelta(seconds=policy.delay(attempts))
+            if state == PENDING
+            else now,
+            status=outcome.status,
+            error=outcome.error or f"the receiver answered {outcome.status}",
+        )
+    if written and state != PENDING:
+        # Finished, for better or worse: the next delivery of its key may go.
+        queue.next_in_line(claim.tenant_id, claim.endpoint_id, claim.order_key, now)
+    return state
+
+
+def record_outcomes(
+    uow: UnitOfWork, outcomes: Sequence[Outcome], policy: RetryPolicy
+) -> list[str]:
+    """Record the outcomes of several sends in one transaction; return each one's new state.
+
+    The worker gathers the outcomes that end while the database is busy and writes them
+    together: one commit (one fsync on PostgreSQL) for many deliveries.
+    """
+    now = utcnow()
+    with uow:
+        states = [_record(uow, outcome, policy, now) for outcome in outcomes]
+        uow.commit()
+    return states
+
+
 def record_delivered(uow: UnitOfWork, claim: Claim, status: int) -> None:
     """The receiver answered 2xx: the delivery is done."""
-    with uow:
-        uow.webhook_queue.mark_delivered(claim.key, status, utcnow())
-        uow.commit()
+    record_outcomes(uow, [Outcome(claim, status)], RetryPolicy(1, 0, 0))
 
 
 def record_failed(
@@ -153,21 +209,7 @@ def record_failed(
     give_up: bool = False,
 ) -> str:
     """Count a failed attempt: retry later with backoff, or dead after the last; say which."""
-    attempts = claim.attempts + 1
-    dead = give_up or attempts >= policy.max_attempts
-    now = utcnow()
-    next_at = now if dead else now + timedelta(seconds=policy.delay(attempts))
-    state = DEAD if dead else PENDING
-    with uow:
-        uow.webhook_queue.mark_failed(
-            claim.key,
-            state=state,
-            attempts=attempts,
-            next_attempt_at=next_at,
-            status=status,
-            error=error,
-        )
-        uow.commit()
+    (state,) = record_outcomes(uow, [Outcome(claim, status, error, give_up)], policy)
     return state
 
 

@@ -26,7 +26,7 @@ from muster.db.unit_of_work import UnitOfWork
 from muster.db.webhook_repositories import DEAD
 from muster.services import event_log, webhook_delivery
 from muster.services.clock import utcnow
-from muster.services.webhook_delivery import Claim, RetryPolicy
+from muster.services.webhook_delivery import Claim, Outcome, RetryPolicy
 
 logger = logging.getLogger("muster.webhooks")
 T = TypeVar("T")
@@ -75,6 +75,8 @@ class DeliveryWorker:
         )
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="muster-webhooks-db")
         self._in_flight: dict[asyncio.Task[None], Claim] = {}
+        self._outcomes: list[tuple[Outcome, asyncio.Future[str]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
 
     async def _in_db(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -164,46 +166,11 @@ class DeliveryWorker:
     async def _deliver(self, client: httpx2.AsyncClient, claim: Claim) -> None:
         """Send one delivery and record how it went."""
         if claim.event is None:
-            await self._in_db(
-                webhook_delivery.record_failed,
-                claim,
-                self._policy,
-                status=None,
-                error=webhook_delivery.EVENT_GONE,
-                give_up=True,
-            )
-            return
-        body = claim.body()
-        status: int | None = None
-        error = ""
+            outcome = Outcome(claim, None, webhook_delivery.EVENT_GONE, give_up=True)
+        else:
+            outcome = await self._send(client, claim)
         try:
-            # A total deadline too: httpx's timeout is per read, and a receiver trickling
-            # bytes would otherwise hold the delivery for ever.
-            async with asyncio.timeout(self._settings.webhook_timeout_seconds):
-                request = client.build_request(
-                    "POST", claim.url, content=body, headers=claim.headers(body, int(time.time()))
-                )
-                # The answer's body is never read: only its status counts.
-                response = await client.send(request, stream=True)
-                await response.aclose()
-                status = response.status_code
-        except TimeoutError:
-            error = f"no answer within {self._settings.webhook_timeout_seconds:g} s"
-        except Exception as failure:  # connection refused, DNS, TLS, a bad URL...
-            error = (
-                f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
-            )
-        try:
-            if status is not None and 200 <= status < 300:
-                await self._in_db(webhook_delivery.record_delivered, claim, status)
-                return
-            state = await self._in_db(
-                webhook_delivery.record_failed,
-                claim,
-                self._policy,
-                status=status,
-                error=error or f"the receiver answered {status}",
-            )
+            state = await self._record(outcome)
         except Exception:
             # Unrecorded: the claim's lease runs out and it is sent again (at least once).
             logger.exception("webhook worker: could not record a delivery's outcome")
@@ -218,6 +185,53 @@ class DeliveryWorker:
                     "attempts": claim.attempts + 1,
                 },
             )
+
+    async def _send(self, client: httpx2.AsyncClient, claim: Claim) -> Outcome:
+        body = claim.body()
+        try:
+            # A total deadline too: httpx's timeout is per read, and a receiver trickling
+            # bytes would otherwise hold the delivery for ever.
+            async with asyncio.timeout(self._settings.webhook_timeout_seconds):
+                request = client.build_request(
+                    "POST", claim.url, content=body, headers=claim.headers(body, int(time.time()))
+                )
+                # The answer's body is never read: only its status counts.
+                response = await client.send(request, stream=True)
+                await response.aclose()
+        except TimeoutError:
+            return Outcome(
+                claim, None, f"no answer within {self._settings.webhook_timeout_seconds:g} s"
+            )
+        except Exception as failure:  # connection refused, DNS, TLS, a bad URL...
+            error = (
+                f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
+            )
+            return Outcome(claim, None, error)
+        return Outcome(claim, response.status_code)
+
+    async def _record(self, outcome: Outcome) -> str:
+        """Queue an outcome for the next batch write and wait for it; return the new state."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((outcome, future))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._write_outcomes())
+        return await future
+
+    async def _write_outcomes(self) -> None:
+        # Outcomes that end while a batch is being written wait for the next one: under load
+        # one transaction records many deliveries.
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                states = await self._in_db(
+                    webhook_delivery.record_outcomes, [o for o, _ in batch], self._policy
+                )
+            except Exception as error:
+                for _, future in batch:
+                    future.set_exception(error)
+                continue
+            for (_, future), state in zip(batch, states, strict=True):
+                future.set_result(state)
 
     async def _finish(self, grace_seconds: float) -> None:
         """Let the requests in flight end; give back to the queue those still running after."""

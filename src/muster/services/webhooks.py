@@ -11,14 +11,14 @@ from urllib.parse import urlsplit
 
 from muster.db.ids import new_id
 from muster.db.unit_of_work import UnitOfWork
-from muster.db.webhook_repositories import DEAD, DELIVERED, PENDING, SENDING
+from muster.db.webhook_repositories import DEAD, DELIVERED, PENDING, SENDING, WAITING
 from muster.errors import ScimError
 from muster.services import events
 from muster.services.clock import utcnow
 from muster.services.pages import PAGE_SIZE, Page, offset_of
 
 SECRET_PREFIX = "whsec_"
-STATES = (PENDING, SENDING, DELIVERED, DEAD)
+STATES = (WAITING, PENDING, SENDING, DELIVERED, DEAD)
 MAX_ENDPOINTS = 20  # per tenant; each one multiplies the deliveries of every event
 MAX_URL_LENGTH = 2000
 MAX_DESCRIPTION_LENGTH = 200
@@ -54,7 +54,7 @@ class Delivery:
     event_id: str
     event_type: str | None  # None once event retention removed the event
     resource_id: str
-    state: str  # pending | sending | delivered | dead
+    state: str  # waiting | pending | sending | delivered | dead
     attempts: int
     next_attempt_at: datetime
     last_attempt_at: datetime | None
@@ -72,7 +72,7 @@ def _endpoint(row: Any, counts: dict[tuple[str, str], int] | None = None) -> End
         event_types=tuple(row.event_types) if row.event_types is not None else None,
         is_enabled=row.enabled,
         created_at=row.created_at,
-        pending=counts.get((row.id, PENDING), 0) + counts.get((row.id, SENDING), 0),
+        pending=sum(counts.get((row.id, state), 0) for state in (WAITING, PENDING, SENDING)),
         dead=counts.get((row.id, DEAD), 0),
     )
 

@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("occurred_at", sa.DateTime(), nullable=False),
         sa.Column("resource_type", sa.String(length=16), nullable=False),
         sa.Column("resource_id", sa.String(length=255), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=True),
         sa.Column("data", DOCUMENT, nullable=True),
         _tenant_fk("events"),
         sa.PrimaryKeyConstraint("tenant_id", "seq", name=op.f("pk_events")),
@@ -77,7 +78,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=36), nullable=False),
         sa.Column("endpoint_id", sa.String(length=36), nullable=False),
         sa.Column("event_seq", sa.BigInteger(), nullable=False),
-        sa.Column("resource_id", sa.String(length=255), nullable=False),
+        sa.Column("order_key", sa.String(length=512), nullable=False),
         sa.Column("state", sa.String(length=10), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
@@ -97,9 +98,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        op.f("ix_webhook_deliveries_tenant_id_endpoint_id_resource_id_event_seq"),
+        op.f("ix_webhook_deliveries_tenant_id_endpoint_id_order_key_event_seq"),
         "webhook_deliveries",
-        ["tenant_id", "endpoint_id", "resource_id", "event_seq"],
+        ["tenant_id", "endpoint_id", "order_key", "event_seq"],
     )
     op.create_index(
         "ix_webhook_deliveries_due",
@@ -113,7 +114,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_webhook_deliveries_due", table_name="webhook_deliveries")
     op.drop_index(
-        op.f("ix_webhook_deliveries_tenant_id_endpoint_id_resource_id_event_seq"),
+        op.f("ix_webhook_deliveries_tenant_id_endpoint_id_order_key_event_seq"),
         table_name="webhook_deliveries",
     )
     op.drop_table("webhook_deliveries")
