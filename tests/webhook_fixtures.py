@@ -182,7 +182,8 @@ def settle_deliveries(
 ) -> None:
     """Queue every new event, then settle the due deliveries, oldest first, one outcome each:
     "delivered" (answered 200), "dead" (503 on the last attempt) or "pending" (a connection
-    error, retried in an hour). Deliveries beyond the outcomes are left due."""
+    error, retried in an hour), recorded as the worker records them. Deliveries beyond the
+    outcomes (and those of a resource waiting behind an earlier one) are left due."""
     while webhook_delivery.fan_out(uow_factory(None)):
         pass
     claims = webhook_delivery.claim(uow_factory(None), limit=1000, lease_seconds=60)
@@ -193,11 +194,15 @@ def settle_deliveries(
         elif outcome == "dead":
             last = RetryPolicy(max_attempts=claim.attempts + 1, base_seconds=1, max_seconds=1)
             webhook_delivery.record_failed(
-                uow_factory(None), claim, last, status=503, error="503 Service Unavailable"
+                uow_factory(None), claim, last, status=503, error="the receiver answered 503"
             )
         else:
             later = RetryPolicy(max_attempts=30, base_seconds=3600, max_seconds=3600)
             webhook_delivery.record_failed(
-                uow_factory(None), claim, later, status=None, error="ConnectError"
+                uow_factory(None),
+                claim,
+                later,
+                status=None,
+                error="ConnectError: All connection attempts failed",
             )
     webhook_delivery.release(uow_factory(None), claims[len(outcomes) :])

@@ -58,24 +58,16 @@ async def webhooks_page(page: Page) -> Response:
 
 @signed_in
 async def add_endpoint(page: Page) -> Response:
-    form = {
-        "url": page.form.get("url", ""),
-        "description": page.form.get("description", ""),
-        "event_types": [
-            name.removeprefix(TYPE_FIELD) for name in page.form if name.startswith(TYPE_FIELD)
-        ],
-    }
+    url, description = page.form.get("url", ""), page.form.get("description", "")
+    chosen = [name.removeprefix(TYPE_FIELD) for name in page.form if name.startswith(TYPE_FIELD)]
     try:
         created = await run(
-            webhooks.create_endpoint,
-            page.uow,
-            form["url"],
-            description=form["description"],
-            event_types=form["event_types"],
+            webhooks.create_endpoint, page.uow, url, description=description, event_types=chosen
         )
     except ScimError as error:
+        form = {"url": url, "description": description, "event_types": chosen}
         return await _render_list(page, status=400, error=error.detail, form=form)
-    # Rendered straight into this response and never stored readable elsewhere: shown once.
+    # Rendered into this response only: no page or API shows the secret again.
     return await _render_list(page, created=created)
 
 
