@@ -1,5 +1,6 @@
-"""Receiver, a real HTTP server on 127.0.0.1 (a thread) that takes webhook deliveries, and
-running_worker, a DeliveryWorker on a thread of its own.
+"""Receiver, a real HTTP server on 127.0.0.1 (a thread) that takes webhook deliveries,
+running_worker, a DeliveryWorker on a thread of its own, and settle_deliveries, the worker's
+steps run by hand to leave deliveries delivered, dead or waiting.
 
 It checks every request's signature with the endpoint's secret, the way docs/webhooks.md tells
 receivers to, and records what arrived. It can be told to fail (answer 500) or to hang (hold
@@ -13,14 +14,15 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from muster.config import Settings
 from muster.db.unit_of_work import UnitOfWork
-from muster.services import webhook_signing
+from muster.services import webhook_delivery, webhook_signing
+from muster.services.webhook_delivery import RetryPolicy
 from muster.services.webhook_worker import DeliveryWorker
 
 # Small numbers, so retries, leases and polls happen within a test's second or two.
@@ -173,3 +175,34 @@ def running_worker(
         handles["loop"].call_soon_threadsafe(handles["stop"].set)
         thread.join(timeout=20)
         assert not thread.is_alive(), "the worker did not stop"
+
+
+def settle_deliveries(
+    uow_factory: Callable[[str | None], UnitOfWork], outcomes: Sequence[str]
+) -> None:
+    """Queue every new event, then settle the due deliveries, oldest first, one outcome each:
+    "delivered" (answered 200), "dead" (503 on the last attempt) or "pending" (a connection
+    error, retried in an hour), recorded as the worker records them. Deliveries beyond the
+    outcomes (and those of a resource waiting behind an earlier one) are left due."""
+    while webhook_delivery.fan_out(uow_factory(None)):
+        pass
+    claims = webhook_delivery.claim(uow_factory(None), limit=1000, lease_seconds=60)
+    claims.sort(key=lambda c: (c.event_seq, c.endpoint_id))
+    for claim, outcome in zip(claims, outcomes, strict=False):
+        if outcome == "delivered":
+            webhook_delivery.record_delivered(uow_factory(None), claim, 200)
+        elif outcome == "dead":
+            last = RetryPolicy(max_attempts=claim.attempts + 1, base_seconds=1, max_seconds=1)
+            webhook_delivery.record_failed(
+                uow_factory(None), claim, last, status=503, error="the receiver answered 503"
+            )
+        else:
+            later = RetryPolicy(max_attempts=30, base_seconds=3600, max_seconds=3600)
+            webhook_delivery.record_failed(
+                uow_factory(None),
+                claim,
+                later,
+                status=None,
+                error="ConnectError: All connection attempts failed",
+            )
+    webhook_delivery.release(uow_factory(None), claims[len(outcomes) :])

@@ -114,9 +114,9 @@ def page(browser: Browser, live_url: str, request: pytest.FixtureRequest) -> Ite
     context.close()
 
 
-def keep_screenshot(page: Page, name: str) -> None:
-    """Save a picture of the page for the README when MUSTER_SCREENSHOTS names a folder."""
+def keep_screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
+    """Save a picture of the page for the docs when MUSTER_SCREENSHOTS names a folder."""
     folder = os.environ.get("MUSTER_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=full_page)

@@ -13,10 +13,12 @@ from playwright.sync_api import Page, expect
 
 from muster.db.unit_of_work import UnitOfWork
 from muster.scim.records import TenantInfo
+from muster.services import users
 from tests.browser.conftest import keep_screenshot
 from tests.console_factories import PASSWORD, given_admin
-from tests.factories import OKTA_HEADERS, build_user
+from tests.factories import OKTA_HEADERS, build_user, given_user, patch_op
 from tests.group_factories import given_group
+from tests.webhook_fixtures import settle_deliveries
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 UowFactory = Callable[..., UnitOfWork]
@@ -165,3 +167,55 @@ def test_generate_an_events_key_read_events_then_revoke_it(
     page.get_by_role("button", name="Revoke Key").click()
     expect(page.get_by_role("status")).to_contain_text("events API key is revoked")
     assert events_get(f"{live_url}/api/v1/events", key)[0] == 401
+
+
+def test_add_a_webhook_endpoint_copy_its_secret_then_pause_it(
+    page: Page, uow_factory: UowFactory, tenant: TenantInfo
+) -> None:
+    sign_in(page, given_admin(uow_factory(), tenant.slug))
+    url = "https://hooks.example.com/muster"
+
+    page.get_by_role("link", name="Webhooks").click()
+    expect(page.get_by_role("heading", name="Webhooks", exact=True)).to_be_visible()
+    page.get_by_label("Endpoint URL").fill(url)
+    page.get_by_label("Description").fill("Access sync for the HR system")
+    page.get_by_label("user.created").check()
+    page.get_by_label("user.deactivated").check()
+    page.get_by_role("button", name="Add endpoint").click()
+    dialog = page.get_by_role("dialog", name="Your endpoint's signing secret")
+    expect(dialog).to_contain_text("cannot be shown again")
+    expect(dialog).to_contain_text("Muster-Signature")
+    secret = page.locator("#webhook-secret-value").input_value()
+    dialog.get_by_role("button", name="Copy Secret").click()
+    expect(dialog.get_by_role("status")).to_have_text("Copied to the clipboard.")
+    assert secret.startswith("whsec_")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    dialog.get_by_role("link", name="Close").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.get_by_role("status")).to_contain_text("signing secret is hidden for good")
+    assert secret not in page.content()
+    row = page.locator("#endpoints tbody tr", has_text=url)
+    expect(row).to_contain_text("user.created, user.deactivated")
+    expect(row).to_contain_text("Enabled")
+
+    # Some traffic, as the worker would leave it: delivered, dead, and waiting to be retried.
+    uow = uow_factory(tenant.tenant_id)
+    people = [given_user(uow) for _ in range(4)]
+    for person in people[:2]:
+        deactivate = patch_op({"op": "replace", "path": "active", "value": False})
+        users.patch_user(uow, person.user_id, deactivate, if_match=None)
+    settle_deliveries(uow_factory, ["delivered", "delivered", "dead", "delivered"])
+    settle_deliveries(uow_factory, ["pending"])  # the deactivations waited behind them
+
+    row.get_by_role("link", name=url).click()
+    expect(page.get_by_role("heading", name="Delivery log")).to_be_visible()
+    log = page.locator("#delivery-log tbody tr")
+    expect(log).to_have_count(6)
+    expect(log.first).to_contain_text("user.deactivated")
+    expect(page.get_by_role("button", name="Redeliver all dead (1)")).to_be_visible()
+    keep_screenshot(page, "webhook-endpoint", full_page=True)
+
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_role("status")).to_contain_text("Endpoint paused")
+    expect(page.locator("#endpoint-status")).to_have_text("Paused")
+    expect(page.get_by_role("button", name="Enable")).to_be_visible()

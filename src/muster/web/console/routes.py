@@ -68,6 +68,15 @@ NOTICES = {
     "events_key_closed": "The key is hidden for good. If it is lost, generate a new one.",
     "events_key_revoked": "The events API key is revoked; requests with it are refused.",
     "events_key_none": "There was no events API key to revoke.",
+    "webhook_secret_closed": "The signing secret is hidden for good. If it is lost, remove the "
+    "endpoint and add a new one.",
+    "webhook_paused": "Endpoint paused: nothing is sent to it; its events wait until it is "
+    "enabled again.",
+    "webhook_enabled": "Endpoint enabled: it catches up on the events since it was paused.",
+    "webhook_removed": "Endpoint removed, with its delivery log.",
+    "webhook_redelivered": "The event is queued to be sent again.",
+    "webhook_dead_redelivered": "Every dead delivery is queued to be sent again.",
+    "webhook_no_dead": "There were no dead deliveries to send again.",
     "user_created": "Local user created.",
     "user_deleted": "User deleted; their seat is free.",
     "member_added": "Added to the group by hand. An Okta push will never remove this membership.",
@@ -714,6 +723,9 @@ async def sign_in_log_page(page: Page) -> Response:
 
 def console_routes() -> list[BaseRoute]:
     """The /console routes; the app sets `state.console` (see attach_console)."""
+    # Imported here: the webhook pages are built on this module's Page and signed_in.
+    from muster.web.console.webhooks import webhook_routes
+
     get, post, both = ["GET"], ["POST"], ["GET", "POST"]
     idp = "/settings/identity-providers"
     routes: list[BaseRoute] = [
@@ -747,6 +759,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/groups/{group_id}", group_page, methods=get),
         Route("/log", log_page, methods=get),
         Route("/sign-in-log", sign_in_log_page, methods=get),
+        *webhook_routes(),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="console-static"),
     ]
     return [Mount(ROOT, routes=routes)]

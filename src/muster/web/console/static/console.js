@@ -26,12 +26,12 @@ document.addEventListener("click", (event) => {
 });
 
 document.addEventListener("keydown", (event) => {
-  // Escape closes the token dialog the same way its Close button does.
-  const close = document.getElementById("close-token");
+  // Escape closes a secret's dialog the same way its Close button does.
+  const close = document.querySelector("#close-token, [data-dialog-close]");
   if (event.key === "Escape" && close) close.click();
 });
 
 document.addEventListener("DOMContentLoaded", () => {
-  const dialog = document.getElementById("token-dialog");
-  if (dialog) document.getElementById("copy-token").focus();
+  const copy = document.querySelector("#token-dialog #copy-token, [role=dialog] [data-dialog-focus]");
+  if (copy) copy.focus();
 });
