@@ -18,6 +18,7 @@ fi
 BENCH_NAME=webhooks
 BENCH_SEATS="$((N + 100))"
 export MUSTER_SERVE_WORKER=false  # this script starts the one worker it measures
+export MUSTER_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true  # its receiver listens on 127.0.0.1
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bench_server.sh"
 
 status=0

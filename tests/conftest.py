@@ -21,6 +21,9 @@ from muster.services import api_tokens, tenants
 # Set MUSTER_TEST_DATABASE_URL=postgresql://user@host/db to run every database test on
 # PostgreSQL; the database is created if missing and emptied between tests.
 POSTGRES_URL = os.environ.get("MUSTER_TEST_DATABASE_URL", "")
+# The tests' webhook receivers listen on 127.0.0.1, which a production worker refuses; this
+# reaches the settings of every `muster` process the tests start, too.
+os.environ.setdefault("MUSTER_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
 
 
 def _ensure_postgres_database(url: str) -> None:

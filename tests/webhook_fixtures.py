@@ -34,6 +34,7 @@ FAST = {
     "webhook_lease_seconds": 2.0,
     "worker_poll_seconds": 0.02,
     "worker_concurrency": 4,
+    "webhook_allow_private_networks": True,  # the receivers listen on 127.0.0.1
 }
 
 

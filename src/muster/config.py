@@ -105,3 +105,8 @@ class Settings(BaseSettings):
     serve_worker: bool = Field(
         True, description="`muster serve` starts one delivery worker as a child process."
     )
+    webhook_allow_private_networks: bool = Field(
+        False,
+        description="Send webhooks to loopback, private and other non-public addresses too "
+        "(off: a tenant's URL cannot reach the platform's internal network).",
+    )

@@ -382,6 +382,28 @@ def test_the_worker_retries_a_failing_receiver_then_gives_up(
     assert (dead.state, dead.attempts, dead.last_status) == ("dead", 3, 500)
 
 
+def test_the_worker_refuses_a_url_that_resolves_to_a_non_public_address(
+    uow_factory: UowFactory, uow: UnitOfWork, receiver: Receiver, database_url: str
+) -> None:
+    created = webhooks.create_endpoint(uow, receiver.url("a").replace("127.0.0.1", "localhost"))
+    receiver.secrets["a"] = created.secret
+    given_user(uow)
+    settings = fast_settings(
+        database_url, webhook_max_attempts=1, webhook_allow_private_networks=False
+    )
+
+    with running_worker(uow_factory, settings):
+        deadline = time.monotonic() + 10
+        while not webhooks.get_endpoint(uow, created.endpoint.endpoint_id).dead:
+            assert time.monotonic() < deadline, "the delivery never went dead"
+            time.sleep(0.05)
+
+    assert receiver.arrivals == 0  # never even connected
+    [dead] = webhooks.deliveries_page(uow, created.endpoint.endpoint_id).items
+    assert dead.last_error is not None
+    assert "localhost resolves to" in dead.last_error and "not a public address" in dead.last_error
+
+
 def test_the_worker_gives_up_on_a_receiver_that_does_not_answer_in_time(
     uow_factory: UowFactory, uow: UnitOfWork, receiver: Receiver, database_url: str
 ) -> None:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -187,6 +190,9 @@ class DeliveryWorker:
             )
 
     async def _send(self, client: httpx2.AsyncClient, claim: Claim) -> Outcome:
+        refusal = await self._refused_destination(claim.url)
+        if refusal is not None:
+            return Outcome(claim, None, refusal)
         body = claim.body()
         try:
             # A total deadline too: httpx's timeout is per read, and a receiver trickling
@@ -208,6 +214,35 @@ class DeliveryWorker:
             )
             return Outcome(claim, None, error)
         return Outcome(claim, response.status_code)
+
+    async def _refused_destination(self, url: str) -> str | None:
+        """Why a URL may not be sent to: it resolves to a non-public address (or not at all).
+
+        Tenants choose their URLs; without this, one could aim the worker at the platform's
+        own internal services. (The address is checked, then resolved again by the HTTP client:
+        a DNS answer that changes in between is not caught.)
+        """
+        if self._settings.webhook_allow_private_networks:
+            return None
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as error:
+            return f"cannot resolve {host}: {error}"
+        for *_, address in found:
+            ip = ipaddress.ip_address(address[0])
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            if not ip.is_global:
+                return (
+                    f"refused: {host} resolves to {ip}, which is not a public address "
+                    "(MUSTER_WEBHOOK_ALLOW_PRIVATE_NETWORKS)"
+                )
+        return None
 
     async def _record(self, outcome: Outcome) -> str:
         """Queue an outcome for the next batch write and wait for it; return the new state."""
