@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from click.testing import CliRunner, Result
 from sqlalchemy import Engine, inspect
 
-from muster.cli import main
 from muster.db import schema
 from muster.db.engine import make_engine
 from muster.db.tables import Base
@@ -22,24 +20,10 @@ from muster.errors import ScimError
 from muster.services import api_tokens, events, provisioning_log, tenants
 from muster.services.clock import utcnow
 from muster.services.provisioning_log import LogEntry
+from tests.cli_runner import Muster
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.integration
-
-
-class Muster:
-    """Runs `muster ...` against the test database, the way flaskr's `runner` fixture does."""
-
-    def __init__(self, database_url: str) -> None:
-        self.runner = CliRunner(env={"MUSTER_DATABASE_URL": database_url})
-
-    def __call__(self, *args: str) -> Result:
-        return self.runner.invoke(main, list(args), catch_exceptions=False)
-
-    def ok(self, *args: str) -> Result:
-        result = self(*args)
-        assert result.exit_code == 0, (result.stdout, result.stderr)
-        return result
 
 
 @pytest.fixture
@@ -349,12 +333,10 @@ def test_events_prune_removes_events_older_than_the_setting(
         events.tenant_event(uow, events.SCIM_ENABLED, utcnow() - timedelta(days=8))
         events.tenant_event(uow, events.SCIM_DISABLED, utcnow() - timedelta(days=6))
         uow.commit()
-    runner = CliRunner(
-        env={"MUSTER_DATABASE_URL": database_url, "MUSTER_EVENT_RETENTION_DAYS": "7"}
-    )
+    muster.runner.env["MUSTER_EVENT_RETENTION_DAYS"] = "7"
 
-    result = runner.invoke(main, ["events", "prune"], catch_exceptions=False)
+    result = muster.ok("events", "prune")
 
-    assert result.exit_code == 0 and "removed 1 events older than 7 days" in result.stdout
+    assert "removed 1 events older than 7 days" in result.stdout
     with uow.reading():
         assert uow.events.position() == (2, 1)

@@ -6,14 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from muster.cli import main
 from muster.db.unit_of_work import UnitOfWork
 from muster.scim.records import TenantInfo
 from muster.services import users
+from tests.cli_runner import Muster
 from tests.factories import given_tenant, patch_op
 from tests.group_factories import (
     GROUP_URN,
@@ -29,29 +28,6 @@ from tests.group_factories import (
 pytestmark = pytest.mark.integration
 
 UowFactory = Callable[..., UnitOfWork]
-
-
-class Muster:
-    """Runs `muster ...` on the test database, as an operator would."""
-
-    def __init__(self, database_url: str) -> None:
-        self.runner = CliRunner(env={"MUSTER_DATABASE_URL": database_url})
-
-    def __call__(self, *args: str) -> Result:
-        return self.runner.invoke(main, list(args), catch_exceptions=False)
-
-    def ok(self, *args: str) -> Result:
-        result = self(*args)
-        assert result.exit_code == 0, (result.stdout, result.stderr)
-        return result
-
-    def fails(self, *args: str) -> str:
-        """Run a command that must fail cleanly; return its one-line error."""
-        result = self(*args)
-        assert result.exit_code == 1, (result.stdout, result.stderr)
-        assert result.stderr.startswith("error: ")
-        assert "Traceback" not in result.output
-        return result.stderr
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from muster.cli import main
 from muster.db.unit_of_work import UnitOfWork
 from muster.scim.records import TenantInfo
 from muster.services import webhook_delivery, webhooks
+from tests.cli_runner import Muster
 from tests.factories import build_user, given_user
 from tests.integration.served import MusterServer, Served, fresh_database
 from tests.webhook_fixtures import FAST, Receiver
@@ -23,21 +22,6 @@ pytestmark = pytest.mark.integration
 
 UowFactory = Callable[..., UnitOfWork]
 URL = "https://hooks.example.com/muster"
-
-
-class Muster:
-    """Runs `muster ...` on the test database, as an operator would."""
-
-    def __init__(self, database_url: str) -> None:
-        self.runner = CliRunner(env={"MUSTER_DATABASE_URL": database_url})
-
-    def __call__(self, *args: str) -> Result:
-        return self.runner.invoke(main, list(args), catch_exceptions=False)
-
-    def ok(self, *args: str) -> Result:
-        result = self(*args)
-        assert result.exit_code == 0, (result.stdout, result.stderr)
-        return result
 
 
 @pytest.fixture
