@@ -37,6 +37,18 @@ class EventRepository:
         member_id: str | None = None,
     ) -> int:
         """Write one event and return its number."""
+        if self._conn.dialect.name == "postgresql":
+            params = {
+                "b_tenant": self._tenant_id,
+                "b_count": 1,
+                "b_type": type_,
+                "b_now": at,
+                "b_resource_type": resource_type,
+                "b_resource_id": resource_id,
+                "b_member_id": member_id,
+                "b_data": data,
+            }
+            return int(fast.fetch(self._conn, sql.APPEND_EVENT_POSTGRESQL, params)[0][0])
         seq = self._reserve(1)
         fast.run(
             self._conn,

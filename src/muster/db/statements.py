@@ -449,3 +449,23 @@ STREAMS_WITH_EVENTS = (
     .where(event_streams.c.last_seq > event_streams.c.pruned_through)
     .order_by(event_streams.c.tenant_id)
 )
+
+
+def _append_in_one_statement() -> Any:
+    """PostgreSQL: bump the counter and insert the event in one round trip (a data-modifying
+    CTE; SQLite has none, so there it is RESERVE_EVENTS then INSERT_EVENT)."""
+    counter = RESERVE_EVENTS["postgresql"].cte("counter")
+    row = select(
+        TENANT,
+        counter.c.last_seq,
+        bindparam("b_type", type_=String(40)),
+        NOW,
+        bindparam("b_resource_type", type_=String(16)),
+        bindparam("b_resource_id", type_=String(255)),
+        bindparam("b_member_id", type_=String(255)),
+        bindparam("b_data", type_=events.c.data.type),
+    ).select_from(counter)
+    return insert(events).from_select(EVENT_COLUMNS, row).returning(events.c.seq)
+
+
+APPEND_EVENT_POSTGRESQL = _append_in_one_statement()
