@@ -300,7 +300,8 @@ NEXT_IN_LINE = (
             _next_in_line.c.tenant_id == TENANT,
             _next_in_line.c.endpoint_id == ENDPOINT,
             _next_in_line.c.order_key == bindparam("b_key", type_=String(512)),
-            _next_in_line.c.state.in_([PENDING, SENDING]),
+            # Not IN (...): an expanding list cannot run as executemany.
+            or_(_next_in_line.c.state == PENDING, _next_in_line.c.state == SENDING),
         )
         .correlate_except(_next_in_line),
     )
@@ -441,14 +442,22 @@ class WebhookQueue:
         if rows:
             self._conn.execute(MARK_SENDING, rows)
 
-    def mark_delivered(self, key: tuple[str, str, int], status: int, now: datetime) -> bool:
-        params = {**_key(key), "b_status": status, "b_now": now}
-        return int(self._conn.execute(MARK_DELIVERED, params).rowcount) == 1
+    def mark_delivered(
+        self, answered: Sequence[tuple[tuple[str, str, int], int]], now: datetime
+    ) -> None:
+        """Mark deliveries this worker is sending as delivered, with their HTTP statuses."""
+        rows = [{**_key(key), "b_status": status, "b_now": now} for key, status in answered]
+        if rows:
+            self._conn.execute(MARK_DELIVERED, rows)
 
-    def next_in_line(self, tenant_id: str, endpoint_id: str, order_key: str, now: datetime) -> None:
-        """Make the oldest waiting delivery of this key pending (its predecessor finished)."""
-        params = {"b_tenant": tenant_id, "b_endpoint": endpoint_id, "b_key": order_key}
-        self._conn.execute(NEXT_IN_LINE, {**params, "b_now": now})
+    def next_in_line(self, lines: Sequence[tuple[str, str, str]], now: datetime) -> None:
+        """For each (tenant, endpoint, order key) whose delivery finished, make the oldest
+        waiting one pending."""
+        rows = [
+            {"b_tenant": t, "b_endpoint": e, "b_key": k, "b_now": now} for t, e, k in lines
+        ]
+        if rows:
+            self._conn.execute(NEXT_IN_LINE, rows)
 
     def mark_failed(
         self,

@@ -153,30 +153,25 @@ class Outcome:
         return not self.give_up and self.status is not None and 200 <= self.status < 300
 
 
-def _record(uow: UnitOfWork, outcome: Outcome, policy: RetryPolicy, now: datetime) -> str:
-    """Write one outcome inside the caller's transaction; return the delivery's new state."""
+def _record_failure(
+    uow: UnitOfWork, outcome: Outcome, policy: RetryPolicy, now: datetime
+) -> str:
+    """Count a failed attempt inside the caller's transaction; return the new state."""
     queue, claim = uow.webhook_queue, outcome.claim
-    if outcome.is_delivered:
-        assert outcome.status is not None
-        state = DELIVERED
-        written = queue.mark_delivered(claim.key, outcome.status, now)
-    else:
-        attempts = claim.attempts + 1
-        state = DEAD if outcome.give_up or attempts >= policy.max_attempts else PENDING
-        written = queue.mark_failed(
-            claim.key,
-            state=state,
-            attempts=attempts,
-            next_attempt_at=now + timedelta(seconds=policy.delay(attempts))
-            if state == PENDING
-            else now,
-            status=outcome.status,
-            error=outcome.error or f"the receiver answered {outcome.status}",
-        )
-    if written and state != PENDING:
-        # Finished, for better or worse: the next delivery of its key may go.
-        queue.next_in_line(claim.tenant_id, claim.endpoint_id, claim.order_key, now)
-    return state
+    attempts = claim.attempts + 1
+    dead = outcome.give_up or attempts >= policy.max_attempts
+    written = queue.mark_failed(
+        claim.key,
+        state=DEAD if dead else PENDING,
+        attempts=attempts,
+        next_attempt_at=now if dead else now + timedelta(seconds=policy.delay(attempts)),
+        status=outcome.status,
+        error=outcome.error or f"the receiver answered {outcome.status}",
+    )
+    if written and dead:
+        # Given up: the next delivery of its key may go.
+        queue.next_in_line([(claim.tenant_id, claim.endpoint_id, claim.order_key)], now)
+    return DEAD if dead else PENDING
 
 
 def record_outcomes(
@@ -185,11 +180,22 @@ def record_outcomes(
     """Record the outcomes of several sends in one transaction; return each one's new state.
 
     The worker gathers the outcomes that end while the database is busy and writes them
-    together: one commit (one fsync on PostgreSQL) for many deliveries.
+    together: one commit (one fsync on PostgreSQL) for many deliveries, and the usual case, a
+    batch of 2xx answers, as two statements run for all of them at once (executemany).
     """
     now = utcnow()
+    done = [o for o in outcomes if o.is_delivered]
     with uow:
-        states = [_record(uow, outcome, policy, now) for outcome in outcomes]
+        queue = uow.webhook_queue
+        queue.mark_delivered([(o.claim.key, o.status or 0) for o in done], now)
+        # Each delivered one hands its key's turn on (a no-op where a redelivery or another
+        # worker's claim of the same key is on its way: see NEXT_IN_LINE).
+        lines = [(o.claim.tenant_id, o.claim.endpoint_id, o.claim.order_key) for o in done]
+        queue.next_in_line(lines, now)
+        states = [
+            DELIVERED if o.is_delivered else _record_failure(uow, o, policy, now)
+            for o in outcomes
+        ]
         uow.commit()
     return states
 
