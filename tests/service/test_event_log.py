@@ -174,3 +174,26 @@ def test_retention_by_the_real_clock_keeps_todays_events(
     assert (
         event_log.prune_events(uow_factory, now=utcnow() + timedelta(days=2), retention_days=1) == 1
     )
+
+
+def test_retention_keeps_events_an_enabled_webhook_has_not_queued_yet(
+    uow_factory: UowFactory, tenant: TenantInfo
+) -> None:
+    from muster.services import webhook_delivery, webhooks
+
+    uow = uow_factory(tenant.tenant_id)
+    old = NOW - timedelta(days=31)
+    _given_events(uow, old)  # 1: before the endpoint
+    live = webhooks.create_endpoint(uow, "https://hooks.example.com/live").endpoint
+    paused = webhooks.create_endpoint(uow, "https://hooks.example.com/paused").endpoint
+    webhooks.set_endpoint_enabled(uow, paused.endpoint_id, False)
+    _given_events(uow, old, old)  # 2, 3: the worker was down
+
+    event_log.prune_events(uow_factory, now=NOW, retention_days=30)
+    assert _position(uow)[1] == 1  # 2 and 3 wait for the live endpoint; the paused one waits not
+
+    webhook_delivery.fan_out(uow_factory(None))
+    event_log.prune_events(uow_factory, now=NOW, retention_days=30)
+    assert _position(uow)[1] == 3
+    queued = webhooks.deliveries_page(uow, live.endpoint_id).items
+    assert sorted(d.event_seq for d in queued) == [2, 3]

@@ -90,8 +90,9 @@ class EventRepository:
         row = self._conn.execute(sql.EVENT_STREAM, {"b_tenant": self._tenant_id}).first()
         return (int(row.last_seq), int(row.pruned_through)) if row else (0, 0)
 
-    def prune(self, older_than: datetime, limit: int) -> int:
-        """Remove up to `limit` of the oldest events, only a leading run older than `older_than`.
+    def prune(self, older_than: datetime, limit: int, *, keep_after: int | None = None) -> int:
+        """Remove up to `limit` of the oldest events, only a leading run older than `older_than`
+        (and numbered no higher than `keep_after`, when given).
 
         Only a run from the oldest kept event onwards goes, so `pruned_through` stays one
         number below which nothing is kept; the counter (last_seq) is never touched, so a
@@ -107,7 +108,7 @@ class EventRepository:
         for seq, occurred_at in rows:
             # Times follow numbers only roughly (a change's time is read before its number is
             # given), so the run stops at the first event young enough to keep.
-            if occurred_at >= older_than:
+            if occurred_at >= older_than or (keep_after is not None and seq > keep_after):
                 break
             through = seq
         if through == pruned:

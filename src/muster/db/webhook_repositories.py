@@ -70,6 +70,9 @@ ENDPOINTS = (
     select(endpoints).where(endpoints.c.tenant_id == TENANT).order_by(endpoints.c.created_at)
 )
 ENDPOINT_COUNT = select(func.count()).where(endpoints.c.tenant_id == TENANT)
+LOWEST_ENABLED_CURSOR = select(func.min(endpoints.c.cursor)).where(
+    endpoints.c.tenant_id == TENANT, endpoints.c.enabled.is_(True)
+)
 ENDPOINT_BY_ID = select(endpoints).where(*_THIS_ENDPOINT)
 SET_ENABLED = (
     update(endpoints).where(*_THIS_ENDPOINT).values(enabled=bindparam("b_enabled", Boolean()))
@@ -331,6 +334,11 @@ class WebhookRepository:
 
     def endpoint_count(self) -> int:
         return int(self._conn.execute(ENDPOINT_COUNT, self._scoped()).scalar_one())
+
+    def lowest_enabled_cursor(self) -> int | None:
+        """The last event every enabled endpoint has queued (None: no enabled endpoint)."""
+        value = self._conn.execute(LOWEST_ENABLED_CURSOR, self._scoped()).scalar()
+        return None if value is None else int(value)
 
     def endpoints(self) -> Sequence[Any]:
         return self._conn.execute(ENDPOINTS, self._scoped()).all()

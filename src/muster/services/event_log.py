@@ -86,7 +86,11 @@ def prune_events(
         uow = uow_factory(tenant_id)
         while True:
             with uow:
-                batch = uow.events.prune(older_than, batch_size)
+                # Events not yet queued for an enabled webhook endpoint stay (a worker that was
+                # down for longer than the retention loses nothing); a paused endpoint does
+                # not hold them back.
+                queued_by_all = uow.webhooks.lowest_enabled_cursor()
+                batch = uow.events.prune(older_than, batch_size, keep_after=queued_by_all)
                 uow.commit()
             removed += batch
             if batch < batch_size:
