@@ -3,8 +3,10 @@ running_worker, a DeliveryWorker on a thread of its own, and settle_deliveries, 
 steps run by hand to leave deliveries delivered, dead or waiting.
 
 It checks every request's signature with the endpoint's secret, the way docs/webhooks.md tells
-receivers to, and records what arrived. It can be told to fail (answer 500) or to hang (hold
-each request open until released), as a receiver in trouble would.
+receivers to, and records what arrived. A Security Event Token (Content-Type
+application/secevent+jwt) is verified with PyJWT too: HS256 signature, `typ`, `aud` and `iss`.
+It can be told to fail (answer 500) or to hang (hold each request open until released), as a
+receiver in trouble would.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import jwt
+
 from muster.config import Settings
 from muster.db.unit_of_work import UnitOfWork
-from muster.services import webhook_delivery, webhook_signing
+from muster.services import security_events, webhook_delivery, webhook_signing
 from muster.services.webhook_delivery import RetryPolicy
 from muster.services.webhook_worker import DeliveryWorker
 
@@ -44,10 +48,10 @@ def fast_settings(database_url: str, **overrides: Any) -> Settings:
 
 @dataclass(frozen=True)
 class Received:
-    """One request the receiver accepted (answered 2xx)."""
+    """One request the receiver accepted (answered 2xx): a JSON event, or a SET's claims."""
 
     path: str
-    event: dict[str, Any]
+    event: dict[str, Any]  # the public event, or the verified claims of a SET
     headers: dict[str, str]
     at: float  # time.monotonic() on arrival
 
@@ -65,6 +69,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.secrets: dict[str, str] = {}
+        self.issuer = security_events.issuer(None)  # the `iss` a SET must carry
         self.received: list[Received] = []
         self.refused: list[str] = []  # requests with a bad signature: must stay empty
         self.arrivals = 0  # requests seen, answered or not
@@ -109,12 +114,37 @@ class Receiver:
             return
         status = self.status
         if 200 <= status < 300:
-            event = json.loads(body)
+            try:
+                event = self._event(request, name, body)
+            except jwt.InvalidTokenError as error:
+                with self._lock:
+                    self.refused.append(f"{name}: {error!r}")
+                self._answer(request, 400)
+                return
             received = Received(name, event, dict(request.headers.items()), time.monotonic())
             with self._lock:
                 self.received.append(received)
                 self._changed.notify_all()
         self._answer(request, status)
+
+    def _event(self, request: BaseHTTPRequestHandler, name: str, body: bytes) -> dict[str, Any]:
+        """The JSON event, or a SET's claims once verified as docs/webhooks.md says."""
+        if request.headers.get("Content-Type") != security_events.MEDIA_TYPE:
+            return dict(json.loads(body))
+        token = body.decode()
+        if jwt.get_unverified_header(token).get("typ") != "secevent+jwt":
+            raise jwt.InvalidTokenError("the JWT's typ is not secevent+jwt")
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            self.secrets.get(name, ""),
+            algorithms=["HS256"],
+            audience=self.url(name),
+            issuer=self.issuer,
+            options={"require": ["iss", "aud", "iat", "jti"]},
+        )
+        if claims["jti"] != request.headers.get(webhook_signing.EVENT_ID_HEADER):
+            raise jwt.InvalidTokenError("jti is not the Muster-Event-Id")
+        return claims
 
     @staticmethod
     def _answer(request: BaseHTTPRequestHandler, status: int) -> None:
@@ -133,7 +163,7 @@ class Receiver:
             while not condition(self):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    seen = [(r.path, r.seq, r.event["type"]) for r in self.received]
+                    seen = [(r.path, r.event.get("type") or r.event["jti"]) for r in self.received]
                     raise AssertionError(f"timed out; arrivals={self.arrivals} received={seen}")
                 self._changed.wait(min(left, 0.1))
 

@@ -30,6 +30,7 @@ from muster.services import (
     provisioning_log,
     tenants,
     users,
+    webhook_delivery,
     webhooks,
 )
 from muster.services.clock import utcnow
@@ -443,7 +444,10 @@ def webhook() -> None:
 def _describe_endpoint(e: webhooks.Endpoint) -> str:
     types = ",".join(e.event_types) if e.event_types else "all"
     state = "enabled" if e.is_enabled else "disabled"
-    line = f"{e.endpoint_id}\t{e.url}\t{state}\tevents={types}\tpending={e.pending}\tdead={e.dead}"
+    line = (
+        f"{e.endpoint_id}\t{e.url}\t{state}\tevents={types}\tformat={e.format}"
+        f"\tpending={e.pending}\tdead={e.dead}"
+    )
     return line + (f"\t{e.description}" if e.description else "")
 
 
@@ -458,14 +462,31 @@ def _describe_endpoint(e: webhooks.Endpoint) -> str:
     metavar="TYPE",
     help="Send only this event type (repeatable; default: every type).",
 )
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(webhook_delivery.FORMATS),
+    default=webhook_delivery.JSON,
+    show_default=True,
+    help="json: the event as JSON; set: a Security Event Token (RFC 9967), docs/webhooks.md.",
+)
 @pass_context
 @_fails_cleanly
 def webhook_add(
-    ctx: Context, slug: str, url: str, description: str, event_types: tuple[str, ...]
+    ctx: Context,
+    slug: str,
+    url: str,
+    description: str,
+    event_types: tuple[str, ...],
+    format_: str,
 ) -> None:
     """Add an endpoint to SLUG; prints its id, then its signing secret alone on the last line."""
     created = webhooks.create_endpoint(
-        _tenant_uow(ctx, slug), url, description=description, event_types=event_types or None
+        _tenant_uow(ctx, slug),
+        url,
+        description=description,
+        event_types=event_types or None,
+        format=format_,
     )
     click.echo(created.endpoint.endpoint_id)
     click.echo(

@@ -57,6 +57,19 @@ def test_webhook_add_refuses_a_bad_url_or_event_without_a_traceback(
     assert "no webhook endpoints" in muster.ok("webhook", "list", tenant.slug).stdout
 
 
+def test_webhook_add_takes_a_format_json_by_default(muster: Muster, tenant: TenantInfo) -> None:
+    plain = muster.ok("webhook", "add", tenant.slug, URL).stdout.splitlines()[0]
+    tokens = muster.ok("webhook", "add", tenant.slug, URL + "/set", "--format", "set")
+    refused = muster("webhook", "add", tenant.slug, URL, "--format", "xml")
+
+    listed = muster.ok("webhook", "list", tenant.slug).stdout.splitlines()
+    by_id = {line.split("\t")[0]: line for line in listed}
+    assert "\tformat=json\t" in by_id[plain]
+    assert "\tformat=set\t" in by_id[tokens.stdout.splitlines()[0]]
+    assert refused.exit_code != 0 and "xml" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(listed) == 2
+
+
 def test_webhook_disable_enable_remove(muster: Muster, tenant: TenantInfo) -> None:
     endpoint_id = muster.ok("webhook", "add", tenant.slug, URL).stdout.splitlines()[0]
 

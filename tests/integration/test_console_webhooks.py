@@ -101,6 +101,34 @@ def test_an_endpoint_with_no_type_ticked_gets_all_events(
     assert "All events" in console.get(PAGE).text
 
 
+def test_an_endpoint_is_added_in_the_chosen_format_and_shows_it(
+    console: ConsoleClient, uow: UnitOfWork
+) -> None:
+    form = console.get(PAGE).text
+    console.post(f"{PAGE}/add", {"url": URL, "format": "set"})
+    console.post(f"{PAGE}/add", {"url": URL + "/plain"})  # no choice sent: JSON
+    tokens, plain = webhooks.list_endpoints(uow)
+    listed = console.get(PAGE).text
+    detail = console.get(f"{PAGE}/{tokens.endpoint_id}").text
+
+    assert re.search(r'name="format" value="json" checked', form)
+    assert 'name="format" value="set"' in form
+    assert (tokens.format, plain.format) == ("set", "json")
+    assert "Security Event Token (RFC 9967)" in listed and "JSON" in listed
+    assert re.search(r'id="endpoint-format">Security Event Token \(RFC 9967\)<', detail)
+
+
+def test_an_unknown_format_is_refused_beside_the_form_with_the_choice_kept(
+    console: ConsoleClient, uow: UnitOfWork
+) -> None:
+    refused = console.post(f"{PAGE}/add", {"url": URL, "format": "xml"})
+    kept = console.post(f"{PAGE}/add", {"url": "ftp://x.example.com", "format": "set"})
+
+    assert refused.status_code == 400 and "format must be one of json, set" in refused.text
+    assert kept.status_code == 400 and re.search(r'name="format" value="set" checked', kept.text)
+    assert webhooks.list_endpoints(uow) == []
+
+
 @pytest.mark.parametrize(
     ("fields", "said"),
     [

@@ -93,6 +93,49 @@ def test_a_user_lifecycle_over_scim_arrives_once_each_and_in_order(
     assert deactivated["data"]["userName"] == ann["userName"]
 
 
+def test_a_set_endpoint_gets_a_users_lifecycle_as_security_event_tokens_in_order(
+    okta: TestClient,
+    uow: UnitOfWork,
+    uow_factory: UowFactory,
+    receiver: Receiver,
+    database_url: str,
+) -> None:
+    created = webhooks.create_endpoint(uow, receiver.url("sets"), format="set")
+    receiver.secrets["sets"] = created.secret
+    _endpoint(uow, receiver, "json")  # alongside: still today's JSON
+    receiver.issuer = "https://muster.example.com/scim/v2"  # iss follows MUSTER_PUBLIC_URL
+    settings = fast_settings(database_url, public_url="https://muster.example.com")
+    with running_worker(uow_factory, settings):
+        ann = okta.post("/scim/v2/Users", json=build_user(externalId="ext-ann")).json()
+        _set_active(okta, ann["id"], False)
+        _set_active(okta, ann["id"], True)
+        assert okta.delete(f"/scim/v2/Users/{ann['id']}").status_code == 204
+        receiver.wait_for(lambda r: len(r.events_of("sets")) >= 4 and len(r.events_of("json")) >= 4)
+        time.sleep(0.2)  # room for a duplicate to show up
+
+    # Every SET passed the receiver's checks: signature, typ, aud, iss, jti = Muster-Event-Id.
+    assert receiver.refused == []
+    tokens = [r for r in receiver.received if r.path == "sets"]
+    assert [list(r.event["events"]) for r in tokens] == [
+        ["urn:ietf:params:scim:event:prov:create:notice"],
+        ["urn:ietf:params:scim:event:prov:deactivate"],
+        ["urn:ietf:params:scim:event:prov:activate"],
+        ["urn:ietf:params:scim:event:prov:delete"],
+    ]
+    subject = {"format": "scim", "uri": f"/Users/{ann['id']}", "externalId": "ext-ann"}
+    assert all(r.event["sub_id"] == subject for r in tokens)
+    assert all(r.headers["Content-Type"] == "application/secevent+jwt" for r in tokens)
+    # The same events, one id each, as the JSON endpoint got them.
+    as_json = receiver.events_of("json")
+    assert [r.event["jti"] for r in tokens] == [e["id"] for e in as_json]
+    assert [e["type"] for e in as_json] == [
+        "user.created",
+        "user.deactivated",
+        "user.reactivated",
+        "user.deleted",
+    ]
+
+
 def test_a_rolled_back_request_sends_nothing(
     okta: TestClient,
     uow: UnitOfWork,

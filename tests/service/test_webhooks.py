@@ -41,6 +41,32 @@ def test_create_endpoint_shows_the_secret_once_and_never_again(uow: UnitOfWork) 
     assert webhooks.create_endpoint(uow, URL).secret != created.secret
 
 
+def test_an_endpoints_format_reaches_its_claims_body_and_content_type(
+    uow_factory: UowFactory, uow: UnitOfWork
+) -> None:
+    plain = webhooks.create_endpoint(uow, URL).endpoint
+    tokens = webhooks.create_endpoint(uow, URL + "/set", format="set").endpoint
+    given_user(uow)
+    _fan_out(uow_factory)
+    claims = webhook_delivery.claim(uow_factory(), limit=10, lease_seconds=60)
+    by_endpoint = {c.endpoint_id: c for c in claims}
+    as_json, as_set = by_endpoint[plain.endpoint_id], by_endpoint[tokens.endpoint_id]
+
+    assert (plain.format, tokens.format) == ("json", "set")
+    assert webhooks.get_endpoint(uow, tokens.endpoint_id).format == "set"
+    assert (as_json.format, as_set.format) == ("json", "set")
+    json_body = as_json.body("https://muster.example.com/scim/v2", 1)
+    set_body = as_set.body("https://muster.example.com/scim/v2", 1)
+    assert json_body.startswith(b"{") and set_body.count(b".") == 2  # a compact JWS
+    assert as_json.headers(json_body, 1)["Content-Type"] == "application/json"
+    headers = as_set.headers(set_body, 1)
+    assert headers["Content-Type"] == "application/secevent+jwt"
+    assert headers["Muster-Signature"].startswith("t=1,v1=")  # the HMAC stays on SETs too
+    with pytest.raises(ScimError) as refused:
+        webhooks.create_endpoint(uow, URL, format="xml")
+    assert refused.value.detail == "format must be one of json, set"
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -403,6 +403,8 @@ class WebhookEndpointRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean)
     # Event types sent (None: all of them).
     event_types: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # How each event is sent: "json" (the public event) or "set" (a Security Event Token).
+    format: Mapped[str] = mapped_column(String(8), default="json", server_default="json")
     # The tenant's last event already queued for this endpoint (webhooks fan out from here).
     cursor: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -218,6 +218,7 @@ CLAIMABLE = (
         deliveries.c.attempts,
         endpoints.c.url,
         endpoints.c.secret,
+        endpoints.c.format,
         events.c.seq,
         events.c.type,
         events.c.occurred_at,

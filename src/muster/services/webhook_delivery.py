@@ -17,13 +17,15 @@ import orjson
 from muster import __version__
 from muster.db.unit_of_work import UnitOfWork
 from muster.db.webhook_repositories import DEAD, DELIVERED, PENDING
-from muster.services import events, webhook_signing
+from muster.services import events, security_events, webhook_signing
 from muster.services.clock import utcnow
 
 FAN_OUT_BATCH = 1000  # events queued per endpoint per transaction
 ENDPOINTS_PER_PASS = 100
 USER_AGENT = f"Muster-Webhooks/{__version__}"
 EVENT_GONE = "the event was removed by event retention before it could be delivered"
+JSON, SET = "json", "set"  # an endpoint's formats: the public event, or a Security Event Token
+FORMATS = (JSON, SET)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,19 +57,35 @@ class Claim:
     url: str
     secret: str
     event: dict[str, Any] | None  # the public event; None once retention removed it
+    format: str = JSON  # the endpoint's: JSON or SET
 
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.tenant_id, self.endpoint_id, self.event_seq)
 
-    def body(self) -> bytes:
+    def body(self, issuer: str, now_seconds: int) -> bytes:
+        """The public event as JSON, or as a Security Event Token issued by `issuer`."""
+        assert self.event is not None
+        if self.format == SET:
+            return security_events.token(
+                self.event,
+                issuer=issuer,
+                audience=self.url,
+                secret=self.secret,
+                issued_at=now_seconds,
+            ).encode()
         return orjson.dumps(self.event)
 
     def headers(self, body: bytes, now_seconds: int) -> dict[str, str]:
-        """The request's headers, Muster-Signature included."""
+        """The request's headers, Muster-Signature included (on SETs too)."""
         assert self.event is not None
+        if self.format == SET:
+            # RFC 8935 §2: the SET as the body; errors, if any, come back as JSON.
+            content = {"Content-Type": security_events.MEDIA_TYPE, "Accept": "application/json"}
+        else:
+            content = {"Content-Type": "application/json"}
         return {
-            "Content-Type": "application/json",
+            **content,
             "User-Agent": USER_AGENT,
             webhook_signing.EVENT_ID_HEADER: self.event["id"],
             webhook_signing.EVENT_TYPE_HEADER: self.event["type"],
@@ -119,6 +137,7 @@ def _claim(row: Any) -> Claim:
         url=row.url,
         secret=row.secret,
         event=event,
+        format=row.format,
     )
 
 

@@ -27,7 +27,7 @@ import httpx2
 from muster.config import Settings
 from muster.db.unit_of_work import UnitOfWork
 from muster.db.webhook_repositories import DEAD
-from muster.services import event_log, webhook_delivery
+from muster.services import event_log, security_events, webhook_delivery
 from muster.services.clock import utcnow
 from muster.services.webhook_delivery import Claim, Outcome, RetryPolicy
 
@@ -71,6 +71,7 @@ class DeliveryWorker:
             maintenance_tasks(uow_factory, settings) if maintenance is None else maintenance
         )
         self._parent_pid = parent_pid
+        self._issuer = security_events.issuer(settings.public_url)
         self._policy = RetryPolicy(
             settings.webhook_max_attempts,
             settings.webhook_backoff_base_seconds,
@@ -193,13 +194,14 @@ class DeliveryWorker:
         refusal = await self._refused_destination(claim.url)
         if refusal is not None:
             return Outcome(claim, None, refusal)
-        body = claim.body()
+        now = int(time.time())
+        body = claim.body(self._issuer, now)
         try:
             # A total deadline too: httpx's timeout is per read, and a receiver trickling
             # bytes would otherwise hold the delivery for ever.
             async with asyncio.timeout(self._settings.webhook_timeout_seconds):
                 request = client.build_request(
-                    "POST", claim.url, content=body, headers=claim.headers(body, int(time.time()))
+                    "POST", claim.url, content=body, headers=claim.headers(body, now)
                 )
                 # The answer's body is never read: only its status counts.
                 response = await client.send(request, stream=True)

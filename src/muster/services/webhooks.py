@@ -16,6 +16,7 @@ from muster.errors import ScimError
 from muster.services import events
 from muster.services.clock import utcnow
 from muster.services.pages import PAGE_SIZE, Page, offset_of
+from muster.services.webhook_delivery import FORMATS, JSON
 
 SECRET_PREFIX = "whsec_"
 STATES = (WAITING, PENDING, SENDING, DELIVERED, DEAD)
@@ -34,6 +35,7 @@ class Endpoint:
     event_types: tuple[str, ...] | None  # None: every event type, including future ones
     is_enabled: bool
     created_at: datetime
+    format: str = JSON  # json (the public event) or set (a Security Event Token, RFC 9967)
     pending: int = 0  # deliveries queued or being sent
     dead: int = 0  # deliveries that gave up (see redeliver_dead)
 
@@ -72,6 +74,7 @@ def _endpoint(row: Any, counts: dict[tuple[str, str], int] | None = None) -> End
         event_types=tuple(row.event_types) if row.event_types is not None else None,
         is_enabled=row.enabled,
         created_at=row.created_at,
+        format=row.format,
         pending=sum(counts.get((row.id, state), 0) for state in (WAITING, PENDING, SENDING)),
         dead=counts.get((row.id, DEAD), 0),
     )
@@ -121,10 +124,17 @@ def create_endpoint(
     *,
     description: str = "",
     event_types: Sequence[str] | None = None,
+    format: str = JSON,
 ) -> CreatedEndpoint:
-    """Add an endpoint that receives the tenant's events from now on; return it and its secret."""
+    """Add an endpoint that receives the tenant's events from now on; return it and its secret.
+
+    `format` is how each event is sent: json (the public event) or set (a Security Event
+    Token, RFC 9967); see docs/webhooks.md.
+    """
     url = _checked_url(url)
     types = _checked_types(event_types)
+    if format not in FORMATS:
+        raise ScimError.invalid_value(f"format must be one of {', '.join(FORMATS)}")
     description = description.strip()
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise ScimError.invalid_value(
@@ -144,6 +154,7 @@ def create_endpoint(
                 "secret": secret,
                 "enabled": True,
                 "event_types": types,
+                "format": format,
                 # It receives the events after its creation, not the tenant's history.
                 "cursor": uow.events.position()[0],
                 "created_at": utcnow(),

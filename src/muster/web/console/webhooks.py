@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from muster.errors import ScimError
-from muster.services import events, webhooks
+from muster.services import events, webhook_delivery, webhooks
 from muster.web.console.routes import ROOT, Page, redirect, run, signed_in
 
 WEBHOOKS_PAGE = f"{ROOT}/settings/webhooks"
@@ -39,13 +39,17 @@ def _state_filter(value: str) -> str | None:
 
 
 async def _render_list(page: Page, *, status: int = 200, **context: Any) -> Response:
-    context.setdefault("form", {"url": "", "description": "", "event_types": []})
+    context.setdefault(
+        "form",
+        {"url": "", "description": "", "event_types": [], "format": webhook_delivery.JSON},
+    )
     found = await run(webhooks.list_endpoints, page.uow)
     return page.render(
         "webhooks/list.html",
         status=status,
         endpoints=found,
         event_types=events.EVENT_TYPES,
+        formats=webhook_delivery.FORMATS,
         type_field=TYPE_FIELD,
         **context,
     )
@@ -60,12 +64,23 @@ async def webhooks_page(page: Page) -> Response:
 async def add_endpoint(page: Page) -> Response:
     url, description = page.form.get("url", ""), page.form.get("description", "")
     chosen = [name.removeprefix(TYPE_FIELD) for name in page.form if name.startswith(TYPE_FIELD)]
+    format_ = page.form.get("format", "") or webhook_delivery.JSON
     try:
         created = await run(
-            webhooks.create_endpoint, page.uow, url, description=description, event_types=chosen
+            webhooks.create_endpoint,
+            page.uow,
+            url,
+            description=description,
+            event_types=chosen,
+            format=format_,
         )
     except ScimError as error:
-        form = {"url": url, "description": description, "event_types": chosen}
+        form = {
+            "url": url,
+            "description": description,
+            "event_types": chosen,
+            "format": format_,
+        }
         return await _render_list(page, status=400, error=error.detail, form=form)
     # Rendered into this response only: no page or API shows the secret again.
     return await _render_list(page, created=created)

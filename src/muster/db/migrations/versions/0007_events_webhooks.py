@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("secret", sa.String(length=100), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("event_types", sa.JSON(), nullable=True),
+        sa.Column("format", sa.String(length=8), server_default="json", nullable=False),
         sa.Column("cursor", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         _tenant_fk("webhook_endpoints"),
