@@ -490,3 +490,22 @@ def test_the_worker_runs_its_maintenance_tasks_and_survives_one_that_fails(
         assert ran.wait(10)
 
     assert _states(engine) == {}  # the delivered delivery was pruned
+
+
+def test_refreshing_statistics_analyzes_the_queue_on_postgresql(
+    uow_factory: UowFactory, engine: Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite plans the queue's statements well without them")
+    from sqlalchemy import text
+
+    webhook_delivery.refresh_statistics(_queue(uow_factory))
+
+    with engine.connect() as conn:
+        analyzed = conn.execute(
+            text(
+                "SELECT last_analyze FROM pg_stat_user_tables "
+                "WHERE relname = 'webhook_deliveries'"
+            )
+        ).scalar()
+    assert analyzed is not None

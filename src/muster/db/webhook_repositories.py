@@ -493,6 +493,11 @@ class WebhookQueue:
         if keys:
             self._conn.execute(RELEASE, [{**_key(key), "b_now": now} for key in keys])
 
+    def analyze(self) -> None:
+        """Refresh the planner's statistics of the queue (PostgreSQL; a no-op elsewhere)."""
+        if self._conn.dialect.name == "postgresql":
+            self._conn.exec_driver_sql("ANALYZE webhook_deliveries")
+
     def prune_delivered(self, before: datetime) -> int:
         return int(self._conn.execute(PRUNE_DELIVERED, {"b_now": before}).rowcount)
 

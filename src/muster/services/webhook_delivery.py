@@ -245,6 +245,18 @@ def release(uow: UnitOfWork, claims: list[Claim]) -> None:
         uow.commit()
 
 
+def refresh_statistics(uow: UnitOfWork) -> None:
+    """PostgreSQL: let the planner see the queue as it is now (after a burst of fan-out).
+
+    A queue grows from nothing to thousands of rows within seconds, long before autovacuum
+    analyzes it; planning with the old numbers picked scans of the whole queue for every claim
+    and every finished delivery (16 ms instead of 1 ms per 16 deliveries, measured).
+    """
+    with uow:
+        uow.webhook_queue.analyze()
+        uow.commit()
+
+
 def prune_delivered(uow: UnitOfWork, *, older_than: timedelta) -> int:
     """Remove delivered deliveries older than `older_than`; return how many."""
     with uow:

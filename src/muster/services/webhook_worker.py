@@ -34,6 +34,7 @@ from muster.services.webhook_delivery import Claim, Outcome, RetryPolicy
 logger = logging.getLogger("muster.webhooks")
 T = TypeVar("T")
 MAINTENANCE_SECONDS = 60.0
+ANALYZE_AFTER_EVENTS = 2000  # events fanned out by this worker between two statistics refreshes
 ERROR_PAUSE_SECONDS = 1.0  # after a database error (a restart, a failover) before trying again
 UowFactory = Callable[[str | None], UnitOfWork]  # a tenant's unit of work, or (None) the platform's
 MaintenanceTask = Callable[[], object]
@@ -80,6 +81,7 @@ class DeliveryWorker:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="muster-webhooks-db")
         self._in_flight: dict[asyncio.Task[None], Claim] = {}
         self._outcomes: list[tuple[Outcome, asyncio.Future[str]]] = []
+        self._queued_since_analyze = 0
         self._recorder: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
 
@@ -135,6 +137,10 @@ class DeliveryWorker:
                     await _wait_any(stop, self._wake, settings.worker_poll_seconds)
                     continue
                 fanned = await self._in_db(webhook_delivery.fan_out)
+                self._queued_since_analyze += fanned
+                if self._queued_since_analyze >= ANALYZE_AFTER_EVENTS:
+                    self._queued_since_analyze = 0
+                    await self._in_db(webhook_delivery.refresh_statistics)
                 free = settings.worker_concurrency - len(self._in_flight)
                 claims: list[Claim] = []
                 if free > 0:
