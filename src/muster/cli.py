@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from muster.config import Settings
+from muster.config import DEFAULT_BASE_URL, Settings
 from muster.errors import ScimError
 from muster.process_logs import logging_config
 from muster.services import (
@@ -600,7 +600,7 @@ def admin() -> None:
 
 
 def _print_setup_link(ctx: Context, link: admins.SetupLink) -> None:
-    base = (ctx.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+    base = (ctx.settings.public_url or DEFAULT_BASE_URL).rstrip("/")
     click.echo(
         f"Send this link to {link.email} ({link.tenant_slug}); it sets their console password, "
         f"works once and expires at {link.expires_at:%Y-%m-%d %H:%M} UTC:",

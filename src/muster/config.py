@@ -8,6 +8,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./muster.db"
+# Where `muster serve` listens by default: the base of links made outside a request (the
+# CLI's set-password links, the webhook worker's SET issuer) when MUSTER_PUBLIC_URL is unset.
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 
 class Settings(BaseSettings):

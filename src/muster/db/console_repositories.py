@@ -44,6 +44,21 @@ admin_sessions = cast(Table, AdminSessionRow.__table__)
 sign_in_attempts = cast(Table, SignInAttemptRow.__table__)
 access_groups = cast(Table, AccessGroupRow.__table__)
 saml_settings = cast(Table, SamlSettingsRow.__table__)
+groups = sql.groups
+# The tenant's access groups: (id, displayName, lower-cased displayName), by name; the console
+# lists them and SAML sign-in (sso_repositories.py) checks membership against them.
+ACCESS_GROUPS = (
+    select(groups.c.id, groups.c.display_name, groups.c.display_name_key)
+    .join(
+        access_groups,
+        and_(
+            access_groups.c.tenant_id == groups.c.tenant_id,
+            access_groups.c.group_id == groups.c.id,
+        ),
+    )
+    .where(groups.c.tenant_id == sql.TENANT)
+    .order_by(groups.c.display_name_key)
+)
 users, groups, memberships, log = sql.users, sql.groups, sql.memberships, sql.provisioning_log
 tenants = sql.tenants
 
@@ -152,19 +167,8 @@ class IdentityProviderRepository:
 
     def access_groups(self) -> list[tuple[str, str]]:
         """(group id, displayName) of the access groups, by name."""
-        stmt = (
-            select(groups.c.id, groups.c.display_name)
-            .join(
-                access_groups,
-                and_(
-                    access_groups.c.tenant_id == groups.c.tenant_id,
-                    access_groups.c.group_id == groups.c.id,
-                ),
-            )
-            .where(groups.c.tenant_id == self._tenant_id)
-            .order_by(groups.c.display_name_key)
-        )
-        return [(row[0], row[1]) for row in self._conn.execute(stmt)]
+        rows = self._conn.execute(ACCESS_GROUPS, {"b_tenant": self._tenant_id})
+        return [(row[0], row[1]) for row in rows]
 
     def add_access_group(self, group_id: str, now: datetime) -> None:
         exists = self._conn.execute(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Connection, and_, func, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,8 @@ from muster.db import statements as sql
 from muster.db.row_mapping import to_stored_group, to_stored_user, to_tenant_info
 from muster.errors import ScimError
 from muster.scim.records import StoredGroup, StoredUser, TenantInfo
+
+R = TypeVar("R")
 
 
 class ActiveToken(NamedTuple):
@@ -117,11 +119,72 @@ class ApiTokenRepository:
         )
 
 
-class UserRepository:
-    """One tenant's users; every statement carries `tenant_id = :tenant`."""
+class _ResourceRows(Generic[R]):
+    """search and seek over one tenant's rows of one resource table (users or groups)."""
+
+    _table: ClassVar[Any]
+    _columns: ClassVar[tuple[Any, ...]]
+
+    @staticmethod
+    def _to_stored(row: Any) -> R:  # each subclass names its converter
+        raise NotImplementedError
 
     def __init__(self, conn: Connection, tenant_id: str) -> None:
         self._conn, self._tenant_id = conn, tenant_id
+
+    def search(
+        self,
+        where: ColumnElement[bool] | None,
+        *,
+        offset: int,
+        limit: int,
+        order: Sequence[ColumnElement[Any]] | None = None,
+    ) -> tuple[int, list[R]]:
+        """Return (total matches, one page; in id order, which is creation order, by default)."""
+        return _search(
+            self._conn,
+            self._table,
+            self._columns,
+            self._tenant_id,
+            where,
+            offset,
+            limit,
+            self._to_stored,
+            order,
+        )
+
+    def seek(
+        self,
+        where: ColumnElement[bool] | None,
+        *,
+        order: Sequence[ColumnElement[Any]],
+        position: tuple[Any, str] | None,
+        ascending: bool,
+        limit: int,
+        known_total: int | None = None,
+    ) -> SeekPage:
+        """A keyset page (RFC 9865 cursors); see `_seek`."""
+        return _seek(
+            self._conn,
+            self._table,
+            self._columns,
+            self._tenant_id,
+            where,
+            order,
+            position,
+            ascending,
+            limit,
+            self._to_stored,
+            known_total,
+        )
+
+
+class UserRepository(_ResourceRows[StoredUser]):
+    """One tenant's users; every statement carries `tenant_id = :tenant`."""
+
+    _table = sql.users
+    _columns = sql.USER_COLUMNS
+    _to_stored = staticmethod(to_stored_user)
 
     def get(self, user_id: str, *, for_update: bool = False) -> StoredUser | None:
         # FOR UPDATE (PostgreSQL) holds the row until commit so concurrent writers queue up;
@@ -193,52 +256,6 @@ class UserRepository:
         """Delete the user at `read_version` and (by cascade) their email and membership rows."""
         params = {"b_tenant": self._tenant_id, "b_id": user_id, "b_version": read_version}
         return fast.run(self._conn, sql.DELETE_USER, params) == 1
-
-    def search(
-        self,
-        where: ColumnElement[bool] | None,
-        *,
-        offset: int,
-        limit: int,
-        order: Sequence[ColumnElement[Any]] | None = None,
-    ) -> tuple[int, list[StoredUser]]:
-        """Return (total matches, one page; in id order, which is creation order, by default)."""
-        return _search(
-            self._conn,
-            sql.users,
-            sql.USER_COLUMNS,
-            self._tenant_id,
-            where,
-            offset,
-            limit,
-            to_stored_user,
-            order,
-        )
-
-    def seek(
-        self,
-        where: ColumnElement[bool] | None,
-        *,
-        order: Sequence[ColumnElement[Any]],
-        position: tuple[Any, str] | None,
-        ascending: bool,
-        limit: int,
-        known_total: int | None = None,
-    ) -> SeekPage:
-        """A keyset page of users (RFC 9865 cursors); see `_seek`."""
-        return _seek(
-            self._conn,
-            sql.users,
-            sql.USER_COLUMNS,
-            self._tenant_id,
-            where,
-            order,
-            position,
-            ascending,
-            limit,
-            to_stored_user,
-            known_total,
-        )
 
     def search_by_user_name(
         self, user_name_key: str, *, offset: int, limit: int
@@ -446,14 +463,15 @@ class ProvisioningLogRepository:
         return total
 
 
-class GroupRepository:
+class GroupRepository(_ResourceRows[StoredGroup]):
     """One tenant's groups and their membership rows.
 
     Membership statements are set-based: none of them reads a group's member list.
     """
 
-    def __init__(self, conn: Connection, tenant_id: str) -> None:
-        self._conn, self._tenant_id = conn, tenant_id
+    _table = sql.groups
+    _columns = sql.GROUP_COLUMNS
+    _to_stored = staticmethod(to_stored_group)
 
     def _scope(self, group_id: str, **more: Any) -> dict[str, Any]:
         return {"b_tenant": self._tenant_id, "b_id": group_id, **more}
@@ -486,52 +504,6 @@ class GroupRepository:
     def remove(self, group_id: str, *, read_version: int) -> bool:
         params = self._scope(group_id, b_version=read_version)
         return self._conn.execute(sql.DELETE_GROUP, params).rowcount == 1
-
-    def search(
-        self,
-        where: ColumnElement[bool] | None,
-        *,
-        offset: int,
-        limit: int,
-        order: Sequence[ColumnElement[Any]] | None = None,
-    ) -> tuple[int, list[StoredGroup]]:
-        """Return (total matches, one page; in id order, which is creation order, by default)."""
-        return _search(
-            self._conn,
-            sql.groups,
-            sql.GROUP_COLUMNS,
-            self._tenant_id,
-            where,
-            offset,
-            limit,
-            to_stored_group,
-            order,
-        )
-
-    def seek(
-        self,
-        where: ColumnElement[bool] | None,
-        *,
-        order: Sequence[ColumnElement[Any]],
-        position: tuple[Any, str] | None,
-        ascending: bool,
-        limit: int,
-        known_total: int | None = None,
-    ) -> SeekPage:
-        """A keyset page of groups (RFC 9865 cursors); see `_seek`."""
-        return _seek(
-            self._conn,
-            sql.groups,
-            sql.GROUP_COLUMNS,
-            self._tenant_id,
-            where,
-            order,
-            position,
-            ascending,
-            limit,
-            to_stored_group,
-            known_total,
-        )
 
     def stage(self, user_ids: Sequence[str]) -> None:
         """Put a list of ids into this connection's scratch table, replacing what was there."""

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Table, and_, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from muster.db import statements as sql
-from muster.db.console_repositories import access_groups
+from muster.db.console_repositories import ACCESS_GROUPS
 from muster.db.tables import (
     SamlAssertionIdRow,
     SamlRequestRow,
@@ -77,18 +77,8 @@ class SsoRepository:
     # -- access groups ---------------------------------------------------------------------------
     def access_groups(self) -> list[tuple[str, str]]:
         """(group id, lower-cased displayName) of the tenant's access groups."""
-        stmt = (
-            select(groups.c.id, groups.c.display_name_key)
-            .join(
-                access_groups,
-                and_(
-                    access_groups.c.tenant_id == groups.c.tenant_id,
-                    access_groups.c.group_id == groups.c.id,
-                ),
-            )
-            .where(groups.c.tenant_id == self._tenant_id)
-        )
-        return [(row[0], row[1]) for row in self._conn.execute(stmt)]
+        rows = self._conn.execute(ACCESS_GROUPS, {"b_tenant": self._tenant_id})
+        return [(row[0], row[2]) for row in rows]
 
     def is_member_of_any(self, user_id: str, group_ids: Sequence[str]) -> bool:
         if not group_ids:

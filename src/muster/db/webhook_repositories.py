@@ -241,19 +241,14 @@ CLAIMABLE = (
     # PostgreSQL: two workers claiming at once take different rows instead of waiting.
     .with_for_update(skip_locked=True, of=deliveries)
 )
-_KEY = (
-    deliveries.c.tenant_id == TENANT,
-    deliveries.c.endpoint_id == ENDPOINT,
-    deliveries.c.event_seq == SEQ,
-)
 LEASE = bindparam("b_lease", type_=DateTime())
 MARK_SENDING = (
     update(deliveries)
-    .where(*_KEY)
+    .where(*_ONE_DELIVERY)
     # next_attempt_at follows the lease, so the due index also finds a dead worker's claims.
     .values(state=SENDING, lease_until=LEASE, next_attempt_at=LEASE, last_attempt_at=NOW)
 )
-_WHILE_SENDING = (*_KEY, deliveries.c.state == SENDING)
+_WHILE_SENDING = (*_ONE_DELIVERY, deliveries.c.state == SENDING)
 MARK_DELIVERED = (
     update(deliveries)
     .where(*_WHILE_SENDING)
@@ -279,31 +274,31 @@ MARK_FAILED = (
     )
 )
 # A finished delivery (delivered or dead) hands its key's turn to the next waiting one.
-_KEY_OF_LINE = and_(
-    deliveries.c.tenant_id == TENANT,
-    deliveries.c.endpoint_id == ENDPOINT,
-    deliveries.c.order_key == bindparam("b_key", type_=String(512)),
-)
+_LINE_KEY = bindparam("b_key", type_=String(512))
 _next_in_line = aliased(deliveries)
+
+
+def _in_line(table: Any) -> tuple[Any, ...]:
+    """The deliveries of one (tenant, endpoint, order key): one line."""
+    return (
+        table.c.tenant_id == TENANT,
+        table.c.endpoint_id == ENDPOINT,
+        table.c.order_key == _LINE_KEY,
+    )
+
+
 NEXT_IN_LINE = (
     update(deliveries)
     .where(
-        _KEY_OF_LINE,
+        *_in_line(deliveries),
         deliveries.c.event_seq
         == select(func.min(_next_in_line.c.event_seq))
-        .where(
-            _next_in_line.c.tenant_id == TENANT,
-            _next_in_line.c.endpoint_id == ENDPOINT,
-            _next_in_line.c.order_key == bindparam("b_key", type_=String(512)),
-            _next_in_line.c.state == WAITING,
-        )
+        .where(*_in_line(_next_in_line), _next_in_line.c.state == WAITING)
         .scalar_subquery(),
         # A redelivered one may be on its way already: then it keeps the turn.
         ~exists()
         .where(
-            _next_in_line.c.tenant_id == TENANT,
-            _next_in_line.c.endpoint_id == ENDPOINT,
-            _next_in_line.c.order_key == bindparam("b_key", type_=String(512)),
+            *_in_line(_next_in_line),
             # Not IN (...): an expanding list cannot run as executemany.
             or_(_next_in_line.c.state == PENDING, _next_in_line.c.state == SENDING),
         )
@@ -394,7 +389,7 @@ class WebhookQueue:
 
     def endpoints_behind(self, limit: int) -> list[tuple[str, str]]:
         """(tenant id, endpoint id) of enabled endpoints with events not yet queued for them."""
-        rows = self._conn.execute(ENDPOINTS_BEHIND, {"b_limit": limit})
+        rows = fast.fetch(self._conn, ENDPOINTS_BEHIND, {"b_limit": limit})
         return [(row[0], row[1]) for row in rows]
 
     def lock_endpoint(self, tenant_id: str, endpoint_id: str) -> Any:
@@ -432,10 +427,6 @@ class WebhookQueue:
     def has_due(self, now: datetime) -> bool:
         return bool(fast.fetch(self._conn, HAS_DUE, {"b_now": now}))
 
-    def has_work(self, now: datetime) -> bool:
-        """Is an endpoint behind, or a delivery due? (An idle worker asks this each poll.)"""
-        return bool(fast.fetch(self._conn, ENDPOINTS_BEHIND, {"b_limit": 1})) or self.has_due(now)
-
     def claimable(self, now: datetime, limit: int) -> Sequence[Any]:
         """Due deliveries with their endpoint and event (the event's columns are None once
         retention removed it), locked against other workers until commit."""
@@ -462,9 +453,7 @@ class WebhookQueue:
     def next_in_line(self, lines: Sequence[tuple[str, str, str]], now: datetime) -> None:
         """For each (tenant, endpoint, order key) whose delivery finished, make the oldest
         waiting one pending."""
-        rows = [
-            {"b_tenant": t, "b_endpoint": e, "b_key": k, "b_now": now} for t, e, k in lines
-        ]
+        rows = [{"b_tenant": t, "b_endpoint": e, "b_key": k, "b_now": now} for t, e, k in lines]
         if rows:
             self._conn.execute(NEXT_IN_LINE, rows)
 

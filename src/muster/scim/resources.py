@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +114,7 @@ def check_length(attribute: str, value: Any) -> None:
         )
 
 
-def identity_email(document: dict[str, Any]) -> str:
+def identity_email(document: Mapping[str, Any]) -> str:
     """Return the identity email: the primary one, else the first work one, else the userName."""
     emails = [e for e in document.get("emails", []) if isinstance(e.get("value"), str)]
     chosen = next((e["value"] for e in emails if e.get("primary") is True), None)

@@ -72,7 +72,7 @@ def _tenant(uow: UnitOfWork) -> str:
 def _user_summary(document: Mapping[str, Any], active: bool) -> dict[str, Any]:
     return {
         "userName": document.get("userName"),
-        "email": identity_email(dict(document)) or None,
+        "email": identity_email(document) or None,
         "externalId": document.get("externalId"),
         "active": active,
     }

@@ -24,12 +24,12 @@ from typing import Any
 
 import jwt
 
+from muster.config import DEFAULT_BASE_URL
 from muster.services import events
 
 MEDIA_TYPE = "application/secevent+jwt"
 TYPE_HEADER = "secevent+jwt"  # RFC 8417 §2.3: the JWT's `typ`
 ALGORITHM = "HS256"
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"  # as the CLI's links, when MUSTER_PUBLIC_URL is unset
 
 _SCIM = "urn:ietf:params:scim:event:"
 CREATE_NOTICE = _SCIM + "prov:create:notice"
@@ -46,7 +46,7 @@ _RESOURCE_PATHS = {events.USER: "/Users/", events.GROUP: "/Groups/"}
 
 def issuer(public_url: str | None) -> str:
     """The SETs' `iss`: the SCIM base URL, so that `iss` + `sub_id.uri` is the resource's URL."""
-    return (public_url or DEFAULT_PUBLIC_URL).rstrip("/") + "/scim/v2"
+    return (public_url or DEFAULT_BASE_URL).rstrip("/") + "/scim/v2"
 
 
 def event_uri(type_: str) -> str:

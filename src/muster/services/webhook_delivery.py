@@ -93,16 +93,35 @@ class Claim:
         }
 
 
-def has_work(uow: UnitOfWork) -> bool:
-    """Tell whether any endpoint has events to queue or any delivery is due (one short read)."""
-    with uow.reading():
-        return uow.webhook_queue.has_work(utcnow())
+@dataclass(frozen=True, slots=True)
+class Work:
+    """What there is to do now, as one short read found it."""
+
+    behind: list[tuple[str, str]]  # (tenant, endpoint) with events not yet queued
+    due: bool  # a delivery waits to be sent
+
+    @property
+    def is_idle(self) -> bool:
+        return not (self.behind or self.due)
 
 
-def fan_out(uow: UnitOfWork, *, batch: int = FAN_OUT_BATCH) -> int:
-    """Queue deliveries of new events for every endpoint behind; return the events considered."""
+def find_work(uow: UnitOfWork) -> Work:
+    """Read what there is to do in one read-only transaction (all an idle worker runs)."""
     with uow.reading():
-        behind = uow.webhook_queue.endpoints_behind(ENDPOINTS_PER_PASS)
+        queue = uow.webhook_queue
+        return Work(queue.endpoints_behind(ENDPOINTS_PER_PASS), queue.has_due(utcnow()))
+
+
+def fan_out(
+    uow: UnitOfWork,
+    *,
+    batch: int = FAN_OUT_BATCH,
+    behind: Sequence[tuple[str, str]] | None = None,
+) -> int:
+    """Queue deliveries of new events for every endpoint behind (as find_work found them, or
+    read now); return the events considered."""
+    if behind is None:
+        behind = find_work(uow).behind
     considered = 0
     for tenant_id, endpoint_id in behind:
         with uow:
@@ -144,10 +163,6 @@ def _claim(row: Any) -> Claim:
 def claim(uow: UnitOfWork, *, limit: int, lease_seconds: float) -> list[Claim]:
     """Take up to `limit` due deliveries (oldest first, in order per resource) for this worker."""
     now = utcnow()
-    with uow.reading():
-        # Idle workers only read: SQLite's write lock is taken when there is work.
-        if not uow.webhook_queue.has_due(now):
-            return []
     with uow:
         queue = uow.webhook_queue
         rows = queue.claimable(now, limit)

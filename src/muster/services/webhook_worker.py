@@ -35,6 +35,7 @@ logger = logging.getLogger("muster.webhooks")
 T = TypeVar("T")
 MAINTENANCE_SECONDS = 60.0
 ANALYZE_AFTER_EVENTS = 2000  # events fanned out by this worker between two statistics refreshes
+DESTINATION_CHECK_SECONDS = 10.0  # how long a webhook host's address check is reused
 ERROR_PAUSE_SECONDS = 1.0  # after a database error (a restart, a failover) before trying again
 UowFactory = Callable[[str | None], UnitOfWork]  # a tenant's unit of work, or (None) the platform's
 MaintenanceTask = Callable[[], object]
@@ -82,6 +83,7 @@ class DeliveryWorker:
         self._in_flight: dict[asyncio.Task[None], Claim] = {}
         self._outcomes: list[tuple[Outcome, asyncio.Future[str]]] = []
         self._queued_since_analyze = 0
+        self._destinations: dict[tuple[str, int], tuple[float, str | None]] = {}
         self._recorder: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
 
@@ -133,17 +135,21 @@ class DeliveryWorker:
                     next_maintenance = time.monotonic() + MAINTENANCE_SECONDS
                     await self._maintain()
                 free = settings.worker_concurrency - len(self._in_flight)
-                if not (free > 0 and await self._in_db(webhook_delivery.has_work)):
+                # Idle workers only read: SQLite's write lock is taken when there is work.
+                work = await self._in_db(webhook_delivery.find_work) if free > 0 else None
+                if work is None or work.is_idle:
                     await _wait_any(stop, self._wake, settings.worker_poll_seconds)
                     continue
-                fanned = await self._in_db(webhook_delivery.fan_out)
+                fanned = 0
+                if work.behind:
+                    fanned = await self._in_db(webhook_delivery.fan_out, behind=work.behind)
                 self._queued_since_analyze += fanned
                 if self._queued_since_analyze >= ANALYZE_AFTER_EVENTS:
                     self._queued_since_analyze = 0
                     await self._in_db(webhook_delivery.refresh_statistics)
                 free = settings.worker_concurrency - len(self._in_flight)
                 claims: list[Claim] = []
-                if free > 0:
+                if free > 0 and (work.due or fanned):
                     claims = await self._in_db(
                         webhook_delivery.claim,
                         limit=free,
@@ -235,6 +241,16 @@ class DeliveryWorker:
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        # The client keeps its connections to a host open; resolving again for each of the
+        # hundreds of deliveries a second to that host would only load the resolver.
+        checked = self._destinations.get((host, port))
+        if checked is not None and checked[0] > time.monotonic():
+            return checked[1]
+        verdict = await self._resolve_and_check(host, port)
+        self._destinations[(host, port)] = (time.monotonic() + DESTINATION_CHECK_SECONDS, verdict)
+        return verdict
+
+    async def _resolve_and_check(self, host: str, port: int) -> str | None:
         try:
             found = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote, urlencode
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -38,6 +37,7 @@ from muster.services import (
 from muster.services.admin_sessions import AdminSession
 from muster.services.database import UnitOfWork
 from muster.web.console.forms import FormTooLarge, UserForm, read_form
+from muster.web.templates import template_environment
 from muster.web.wiring import Wiring
 
 HERE = Path(__file__).parent
@@ -135,12 +135,7 @@ class Console:
 
     def __init__(self, wiring: Wiring) -> None:
         self.wiring = wiring
-        self.env = Environment(
-            loader=FileSystemLoader(HERE / "templates"),
-            autoescape=select_autoescape(default=True),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = template_environment(HERE / "templates")
         self.env.filters["when"] = _when
         self.env.filters["email_of"] = _email_of
         self.env.filters["name_of"] = _name_of

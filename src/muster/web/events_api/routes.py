@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 from typing import Any
@@ -17,10 +16,9 @@ from starlette.routing import BaseRoute, Route
 from muster.errors import ScimError, ScimType
 from muster.services import api_tokens, event_log
 from muster.services.api_tokens import Principal
-from muster.web.scim_api.auth import bearer_token
+from muster.web.scim_api.auth import bearer_token, note_use
 from muster.web.wiring import Wiring
 
-logger = logging.getLogger("muster.events_api")
 EVENTS_PATH = "/api/v1/events"
 MAX_WAIT_SECONDS = 30
 # A waiting request re-reads this often; each read is one indexed query of the tenant's events.
@@ -63,15 +61,6 @@ def _authenticate(wiring: Wiring, authorization: str | None) -> Principal:
     return api_tokens.authenticate_events_key(wiring.uow_factory(None), key)
 
 
-def _record_use(wiring: Wiring, principal: Principal) -> None:
-    if not principal.is_use_stale:
-        return
-    try:
-        api_tokens.record_token_use(wiring.uow_factory(principal.tenant_id), principal)
-    except Exception:  # bookkeeping must never fail a served request
-        logger.exception("could not record the use of events key %s", principal.token_id)
-
-
 async def list_events(request: Request) -> Response:
     """GET /api/v1/events?after=CURSOR&limit=N&wait=SECONDS: the next events, oldest first."""
     wiring: Wiring = request.app.state.wiring
@@ -95,7 +84,7 @@ async def list_events(request: Request) -> Response:
             page = await run_in_threadpool(event_log.read_events, uow, after=after, limit=limit)
     except ScimError as error:
         return _error(error)
-    await run_in_threadpool(_record_use, wiring, principal)
+    await run_in_threadpool(note_use, wiring.uow_factory, principal)
     body = {"data": page.events, "nextCursor": str(page.next_cursor), "hasMore": page.has_more}
     return Response(orjson.dumps(body), 200, _HEADERS, media_type="application/json")
 

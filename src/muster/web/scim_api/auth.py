@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from muster.errors import ScimError
-from muster.services.api_tokens import Principal, authenticate_token, tenant_of_token
+from muster.services.api_tokens import (
+    Principal,
+    authenticate_token,
+    record_token_use,
+    tenant_of_token,
+)
 from muster.services.database import UnitOfWork
+
+logger = logging.getLogger("muster.tokens")
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -29,3 +39,16 @@ def claimed_tenant(authorization: str | None) -> str | None:
     """The tenant a (possibly invalid) token names, so its owner's log shows the refusal."""
     token = bearer_token(authorization)
     return tenant_of_token(token) if token else None
+
+
+def note_use(uow_factory: Callable[[str | None], UnitOfWork], principal: Principal) -> None:
+    """Write a token's or key's last-used time when due, after the request it served.
+
+    Bookkeeping: a failure is logged, never passed on to the request.
+    """
+    if not principal.is_use_stale:
+        return
+    try:
+        record_token_use(uow_factory(principal.tenant_id), principal)
+    except Exception:
+        logger.exception("could not record the use of token %s", principal.token_id)

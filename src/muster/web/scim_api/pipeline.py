@@ -12,12 +12,11 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from muster.errors import ScimError
-from muster.services import api_tokens, provisioning_log
-from muster.services.api_tokens import Principal
+from muster.services import provisioning_log
 from muster.services.clock import utcnow
 from muster.services.database import UnitOfWork
 from muster.web import request_ids
-from muster.web.scim_api.auth import authenticate, claimed_tenant
+from muster.web.scim_api.auth import authenticate, claimed_tenant, note_use
 from muster.web.scim_api.log_buffer import LogBuffer
 from muster.web.scim_api.rate_limiting import RateLimitGate
 from muster.web.scim_api.responses import error_response
@@ -120,19 +119,13 @@ class ScimPipeline:
         finally:
             if uow is not None:
                 uow.close()
-            if principal is not None and principal.is_use_stale:
-                self._record_token_use(principal)
+            if principal is not None:
+                note_use(self.wiring.uow_factory, principal)
             status = send_with_id.status or 500
             self._record(scope, headers, context, status, authorization, started)
             self.wiring.metrics.observe_scim(
                 scope["method"], scope["path"], status, context.error, started
             )
-
-    def _record_token_use(self, principal: Principal) -> None:
-        try:
-            api_tokens.record_token_use(self.wiring.uow_factory(principal.tenant_id), principal)
-        except Exception:  # bookkeeping must never fail a served request
-            logger.exception("could not record the use of token %s", principal.token_id)
 
     def _record(
         self,

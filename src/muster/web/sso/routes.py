@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -26,6 +25,7 @@ from muster.services import sign_in, sign_in_log
 from muster.services.clock import utcnow
 from muster.services.sign_in import SsoTenant
 from muster.web.console.forms import FormTooLarge, read_form
+from muster.web.templates import template_environment
 from muster.web.wiring import Wiring
 
 HERE = Path(__file__).parent
@@ -159,12 +159,7 @@ class SsoPages:
 
     def __init__(self, wiring: Wiring) -> None:
         self.wiring = wiring
-        self.env = Environment(
-            loader=FileSystemLoader(HERE / "templates"),
-            autoescape=select_autoescape(default=True),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = template_environment(HERE / "templates")
 
     def base_url(self, request: Request) -> str:
         """MUSTER_PUBLIC_URL, else the request's own: the SP entity ID and ACS URL build on it."""
