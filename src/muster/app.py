@@ -2,44 +2,83 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import html
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from muster.config import Settings
+from muster.errors import ScimError
 from muster.services.database import Database
 from muster.web.asgi import MusterApp
+from muster.web.blocking import BlockingPool
 from muster.web.console.routes import attach_console, console_routes
-from muster.web.events_api.routes import events_api_routes
+from muster.web.events_api.routes import EVENTS_PATH, events_api_routes
 from muster.web.metrics import Metrics
 from muster.web.scim_api.routes import scim_app
 from muster.web.sso.routes import attach_sso, sso_routes
 from muster.web.telemetry import SiteTelemetry, metrics_endpoint
+from muster.web.templates import UNAVAILABLE_RETRY_AFTER
 from muster.web.wiring import Wiring
+
+logger = logging.getLogger("muster.web")
+# At shutdown: how long the last provisioning log entries and rate-limit counts may take.
+SHUTDOWN_WRITE_SECONDS = 10.0
 
 
 async def healthz(request: Request) -> Response:
-    """The process is up (liveness)."""
+    """The process is up (liveness). Never touches the database: a database outage must not
+    get every instance restarted."""
     return JSONResponse({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
-    """The database answers and its schema is at the newest migration (readiness)."""
+    """The database answers, takes writes and is at the newest migration (readiness).
+
+    Read from the heartbeat (db/health.py) at once: this probe never waits on the database.
+    """
     database: Database = request.app.state.database
-    try:
-        is_current = database.is_current()
-    except Exception:  # any failure to reach the database means "not ready", not a 500
-        return JSONResponse({"status": "database unreachable"}, status_code=503)
-    if not is_current:
-        return JSONResponse({"status": "migrations pending"}, status_code=503)
-    return JSONResponse({"status": "ready"})
+    health = database.health.health
+    if health.is_ready:
+        return JSONResponse({"status": "ready"})
+    return JSONResponse(
+        {"status": health.status, "detail": health.detail},
+        status_code=503,
+        headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+    )
+
+
+async def refused(request: Request, error: Exception) -> Response:
+    """A ScimError a console, SSO or events API handler let through: its status and detail.
+
+    In practice a 503: the database could not serve the page now. Say so, and when to retry.
+    """
+    assert isinstance(error, ScimError)
+    headers = {"Cache-Control": "no-store"}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    request.scope["muster.refusal"] = error.reason
+    if request.url.path.startswith(EVENTS_PATH):
+        code = "unavailable" if error.status == 503 else "error"
+        body = orjson.dumps({"error": code, "detail": error.detail})
+        return Response(body, error.status, headers, media_type="application/json")
+    title = "Temporarily unavailable" if error.status == 503 else "Not done"
+    page = (
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>{title}</title>"
+        f"<h1>{title}</h1><p>{html.escape(error.detail)}.</p>"
+        "<p>Nothing you did caused this. Reload the page in a few seconds.</p></html>"
+    )
+    return HTMLResponse(page, status_code=error.status, headers=headers)
 
 
 def create_app(
@@ -52,12 +91,13 @@ def create_app(
     pool_size = database.watch_pool(metrics.observe_pool)
     if pool_size is not None:
         metrics.pool_size.set(pool_size)
-    wiring = Wiring(
-        settings=settings,
-        uow_factory=database.uow,
-        request_uow_factory=database.request_uow,
-        metrics=metrics,
+    blocking = BlockingPool(
+        database.request_threads,
+        queue_timeout=settings.db_pool_timeout,
+        call_timeout=settings.request_timeout_seconds,
+        is_stalled=lambda: database.health.is_stalled,
     )
+    wiring = Wiring(settings=settings, uow_factory=database.uow, blocking=blocking, metrics=metrics)
     scim = scim_app(wiring)
 
     @contextlib.asynccontextmanager
@@ -66,10 +106,19 @@ def create_app(
         # process: keep it out of the garbage collector's scans, which otherwise walk those
         # hundreds of thousands of objects on every full collection.
         gc.freeze()
+        database.health.start()
         yield
-        scim.log_buffer.flush()  # the last batch of provisioning log entries
-        scim.rate_limits.sync()
+        # The last provisioning log entries and rate-limit counts, off the loop and bounded:
+        # a database that is down at shutdown must not hold the process.
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(scim.stop, SHUTDOWN_WRITE_SECONDS),
+                SHUTDOWN_WRITE_SECONDS * 2,
+            )
+        except TimeoutError:
+            logger.error("the last provisioning log entries could not be written at shutdown")
         metrics.process_exited()
+        blocking.close()
         database.close_idle_connections()
 
     site = Starlette(
@@ -83,6 +132,7 @@ def create_app(
             *events_api_routes(),
         ],
         middleware=[Middleware(SiteTelemetry, metrics=metrics)],
+        exception_handlers={ScimError: refused},
         lifespan=lifespan,
     )
     site.state.wiring = wiring

@@ -96,21 +96,24 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option(
     "--workers",
-    default=1,
-    show_default=True,
+    default=None,
     type=click.IntRange(1, 64),
-    help="Worker processes sharing the port; each builds its own app from MUSTER_* settings.",
+    help="Worker processes sharing the port; each builds its own app from MUSTER_* settings. "
+    "[default: one per CPU core this process may use]",
 )
 @click.option(
     "--worker/--no-worker",
     "with_worker",
     default=None,
-    help="Start one webhook delivery worker as a child process (default: MUSTER_SERVE_WORKER, "
-    "on).",
+    help="Start one webhook delivery worker as a child process (default: MUSTER_SERVE_WORKER, on).",
 )
 @pass_context
-def serve(ctx: Context, host: str, port: int, workers: int, with_worker: bool | None) -> None:
+def serve(
+    ctx: Context, host: str, port: int, workers: int | None, with_worker: bool | None
+) -> None:
     """Migrate the database, then serve SCIM at http://HOST:PORT/scim/v2."""
+    if workers is None:
+        workers = default_workers()
     from muster.web.http_protocol import CoalescingHttpToolsProtocol
 
     ctx.database.upgrade()
@@ -142,6 +145,16 @@ def serve(ctx: Context, host: str, port: int, workers: int, with_worker: bool | 
     worker_process = _delivery_worker(ctx.settings.webhook_timeout_seconds)
     with worker_process if with_worker else contextlib.nullcontext():
         _run_uvicorn(ctx, workers, options)
+
+
+def default_workers() -> int:
+    """One worker process per CPU core this process may run on (its affinity, e.g. a container's
+    cpuset), on SQLite as on PostgreSQL: a request's blocking work runs in threads, and the
+    Python code of its parsing and rendering needs a core of its own per process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _run_uvicorn(ctx: Context, workers: int, options: dict[str, Any]) -> None:

@@ -41,7 +41,9 @@ class Settings(BaseSettings):
         0.2,
         description="Provisioning log entries are written in batches this often (0: at once).",
     )
-    sqlite_busy_timeout_ms: int = Field(5000, description="How long SQLite waits for a lock.")
+    sqlite_busy_timeout_ms: int = Field(
+        5000, ge=0, description="How long SQLite waits for its write lock before a 503."
+    )
     create_demo_tenant: bool = Field(
         True, description="On the first `muster serve` against an empty database, add `demo`."
     )
@@ -59,15 +61,40 @@ class Settings(BaseSettings):
         ge=0,
         description="How often each process adds its counts to the shared ones (0: after each).",
     )
-    db_pool_size: int = Field(5, ge=1, description="PostgreSQL: connections kept per process.")
+    db_pool_size: int = Field(
+        5, ge=1, description="Connections kept open per process (SQLite and PostgreSQL)."
+    )
     db_max_overflow: int = Field(
-        10, ge=0, description="PostgreSQL: extra connections opened under load, per process."
+        10, ge=0, description="Extra connections opened under load, per process."
     )
     db_pool_timeout: float = Field(
-        30, gt=0, description="PostgreSQL: seconds to wait for a free connection."
+        5,
+        gt=0,
+        description="Seconds a request waits for a free database connection (and the thread "
+        "that uses it) before a 503.",
     )
     db_statement_timeout_ms: int = Field(
-        0, ge=0, description="PostgreSQL: cancel any statement running longer (0: never)."
+        10_000,
+        ge=0,
+        description="PostgreSQL: the server cancels any statement running longer, and the "
+        "request gets a 503 (0: never).",
+    )
+    db_lock_timeout_ms: int = Field(
+        3_000,
+        ge=0,
+        description="PostgreSQL: a statement waiting this long for a row or table lock is "
+        "cancelled, and the request gets a 503 (0: never).",
+    )
+    db_connect_timeout_seconds: int = Field(
+        3,
+        ge=0,
+        description="PostgreSQL: opening a connection gives up after this (at least 2; 0: never).",
+    )
+    request_timeout_seconds: float = Field(
+        30,
+        gt=0,
+        description="The longest one request's database and CPU work may take before the client "
+        "gets a 503 and the work is interrupted (a backstop behind the timeouts above).",
     )
     event_retention_days: int = Field(
         30,

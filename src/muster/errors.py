@@ -25,7 +25,8 @@ class ScimType(StrEnum):
 class ScimError(Exception):
     """An RFC 7644 §3.12 error. Any layer may raise it; only web/ renders it."""
 
-    retry_after: int | None = None  # seconds, sent as Retry-After (429)
+    retry_after: int | None = None  # seconds, sent as Retry-After (429, 503)
+    reason: str | None = None  # why a 503 was answered: a fixed word, for metrics and logs
 
     def __init__(self, status: int, detail: str, scim_type: ScimType | None = None) -> None:
         super().__init__(detail)
@@ -102,3 +103,14 @@ class ScimError(Exception):
     @classmethod
     def not_implemented(cls, detail: str) -> Self:
         return cls(501, detail)
+
+    @classmethod
+    def unavailable(cls, detail: str, *, retry_after: int, reason: str) -> Self:
+        """503 (RFC 9110 §15.6.4): the database cannot serve this request now; retry later.
+
+        `reason` is a short fixed word (`lock_timeout`, `unreachable`, ...) for metrics and logs.
+        """
+        error = cls(503, detail)
+        error.retry_after = retry_after
+        error.reason = reason
+        return error

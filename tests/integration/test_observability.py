@@ -103,8 +103,9 @@ def test_metrics_show_the_database_pool(database_url: str, engine: Any) -> None:
 
     size = _samples(exposition, "muster_db_pool_size")[()]
     in_use = _samples(exposition, "muster_db_pool_checked_out")[()]
-    # MUSTER_DB_POOL_SIZE on PostgreSQL, SQLite's own 10; the probes gave every connection back.
-    assert (size, in_use) == ((5.0 if POSTGRES_URL else 10.0), 0.0)
+    # MUSTER_DB_POOL_SIZE on SQLite and PostgreSQL alike; the probes used no connection at all
+    # (readiness comes from the heartbeat, which has a connection of its own).
+    assert (size, in_use) == (5.0, 0.0)
 
 
 def test_the_pool_watch_follows_checkouts_and_checkins(database_url: str, engine: Any) -> None:
@@ -120,7 +121,7 @@ def test_the_pool_watch_follows_checkouts_and_checkins(database_url: str, engine
     finally:
         watched.dispose()
 
-    assert size == (5 if POSTGRES_URL else 10)
+    assert size == 5
     assert seen == [0, 1, 2, 1, 0]
 
 
@@ -193,13 +194,18 @@ def test_pool_and_statement_timeout_settings_reach_postgresql() -> None:
         db_max_overflow=2,
         db_pool_timeout=4,
         db_statement_timeout_ms=200,
+        db_lock_timeout_ms=150,
     )
     database = Database(settings)
     try:
         pool: Any = database.engine.pool
-        assert (pool.size(), pool._max_overflow, pool._timeout) == (3, 2, 4)
+        # One more than the overflow asked for: the background writer's own connection.
+        assert (pool.size(), pool._max_overflow, pool._timeout) == (3, 3, 4)
         with database.engine.connect() as conn:
             assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "200ms"
+            assert conn.execute(text("SHOW lock_timeout")).scalar_one() == "150ms"
+            idle = conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar_one()
+            assert idle == "1min"
             conn.execute(text("SELECT pg_sleep(0.05)"))  # shorter than the timeout: fine
             started = time.monotonic()
             with pytest.raises(OperationalError, match="statement timeout"):
@@ -209,7 +215,17 @@ def test_pool_and_statement_timeout_settings_reach_postgresql() -> None:
         database.dispose()
 
 
-def test_no_statement_timeout_by_default() -> None:
+def test_every_database_wait_is_bounded_by_default() -> None:
+    settings = Settings()
+    assert settings.db_statement_timeout_ms == 10_000
+    assert settings.db_lock_timeout_ms == 3_000
+    assert settings.db_pool_timeout == 5
+    assert settings.sqlite_busy_timeout_ms == 5_000
+    assert settings.db_connect_timeout_seconds == 3
+    assert settings.request_timeout_seconds == 30
+
+
+def test_make_engine_sets_no_statement_timeout_unless_asked() -> None:
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL only: SQLite has no statement timeout (its busy timeout applies)")
     engine = make_engine(POSTGRES_URL)
@@ -268,7 +284,7 @@ def test_metrics_add_up_every_worker_and_their_files_go_at_exit(tmp_path: Path) 
         assert len(list(scratch.glob("muster-metrics-*"))) == 1
         for _ in range(12):
             assert _get(f"{base}{USERS}?count=1", token)[0] == 200
-        # Both workers must be up for the pool gauge to add up (each keeps 10 connections), and
+        # Both workers must be up for the pool gauge to add up (each keeps 5 connections), and
         # a request is counted just after its response went out, so poll until both settle.
         key = (("method", "GET"), ("route", USERS), ("status", "200"))
         deadline = time.monotonic() + 60
@@ -276,11 +292,11 @@ def test_metrics_add_up_every_worker_and_their_files_go_at_exit(tmp_path: Path) 
             scrapes = [_get(f"{base}/metrics")[1].decode() for _ in range(6)]
             sizes = {_samples(s, "muster_db_pool_size")[()] for s in scrapes}
             counts = {_samples(s, "muster_http_requests_total")[key] for s in scrapes}
-            if (sizes, counts) == ({20.0}, {12.0}) or time.monotonic() > deadline:
+            if (sizes, counts) == ({10.0}, {12.0}) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         # Whichever worker answers the scrape, it reports both pools and all 12 requests.
-        assert (sizes, counts) == ({20.0}, {12.0})
+        assert (sizes, counts) == ({10.0}, {12.0})
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=60)

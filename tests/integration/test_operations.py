@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -22,15 +23,26 @@ def test_healthz_answers_while_the_process_is_up(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
+def _readyz_until(client: TestClient, status: str, seconds: float = 10) -> Any:
+    """Poll /readyz until it says `status` (the heartbeat beats twice a second)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = client.get("/readyz")
+        if response.json()["status"] == status or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)
+
+
 def test_readyz_is_503_until_the_migrations_have_run(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}", log_flush_seconds=0)
     database = Database(settings)
     with TestClient(create_app(settings, database=database)) as client:
-        pending = client.get("/readyz")
+        pending = _readyz_until(client, "migrations pending")
         database.upgrade()
-        ready = client.get("/readyz")
+        ready = _readyz_until(client, "ready")
 
     assert pending.status_code == 503 and pending.json()["status"] == "migrations pending"
+    assert pending.headers["Retry-After"] == "5"
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any
 
 import orjson
@@ -24,6 +25,11 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# A PostgreSQL session left idle inside a transaction this long is ended by the server: the
+# backstop for a connection a crashed or frozen client would otherwise leave holding locks.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+
+
 def make_engine(
     url: str,
     *,
@@ -32,11 +38,14 @@ def make_engine(
     max_overflow: int = 10,
     pool_timeout: float = 30,
     statement_timeout_ms: int = 0,
+    lock_timeout_ms: int = 0,
+    connect_timeout_seconds: int = 0,
     ping_after_idle_seconds: float = 10.0,
 ) -> Engine:
     """Create the Engine; SQLite files get WAL, foreign keys and BEGIN IMMEDIATE for writes.
 
-    The pool and statement-timeout arguments apply to PostgreSQL; SQLite has its busy timeout.
+    The pool and timeout arguments apply to PostgreSQL (0: none); SQLite has its busy timeout,
+    and its pool holds `pool_size` connections and opens more when asked.
     """
     url = normalise_url(url)
     parsed = make_url(url)
@@ -54,23 +63,89 @@ def make_engine(
             # One shared connection, or each checkout would see its own empty database.
             kwargs["poolclass"] = StaticPool
         else:
-            # Connections to a file cost nothing to keep, and a pool that runs dry would block
-            # the event loop itself (requests streaming a big group hold theirs while sending).
-            kwargs["pool_size"] = 10
+            # Connections to a file cost nothing to keep; the threads that use them are what
+            # bounds how many are open (web/blocking.py), so the pool never makes one wait.
+            kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = -1
         engine = create_engine(url, **kwargs)
         _install_sqlite_hooks(engine, in_memory=in_memory, busy_timeout_ms=sqlite_busy_timeout_ms)
+        open_drivers(engine)
         return engine
     kwargs["pool_size"] = pool_size
     kwargs["max_overflow"] = max_overflow
     kwargs["pool_timeout"] = pool_timeout
-    if statement_timeout_ms > 0:
-        # Set at connect, so it costs nothing per statement and holds for every session;
-        # the server cancels a runaway query instead of letting it hold a connection forever.
-        kwargs["connect_args"] = {"options": f"-c statement_timeout={int(statement_timeout_ms)}"}
+    kwargs["connect_args"] = _postgres_connect_args(
+        statement_timeout_ms, lock_timeout_ms, connect_timeout_seconds
+    )
     engine = create_engine(url, **kwargs)
     _ping_connections_that_sat_idle(engine, ping_after_idle_seconds)
+    open_drivers(engine)
     return engine
+
+
+class OpenDrivers:
+    """The driver connections an engine has open, from any thread, so they can be interrupted.
+
+    Kept by the pool's own connect and close events: no cost per request. (sqlite3 connections
+    take no weak references, so this is a dict keyed by identity.)
+    """
+
+    def __init__(self) -> None:
+        self._drivers: dict[int, Any] = {}
+
+    def add(self, driver: Any, _record: Any = None) -> None:
+        self._drivers[id(driver)] = driver
+
+    def discard(self, driver: Any, _record: Any = None) -> None:
+        self._drivers.pop(id(driver), None)
+
+    def all(self) -> list[Any]:
+        return list(self._drivers.values())
+
+
+_open_drivers: weakref.WeakKeyDictionary[Engine, OpenDrivers] = weakref.WeakKeyDictionary()
+
+
+def open_drivers(engine: Engine) -> OpenDrivers:
+    """The driver connections `engine` has open now (tracked from make_engine on)."""
+    drivers = _open_drivers.get(engine)
+    if drivers is None:
+        drivers = _open_drivers[engine] = OpenDrivers()
+        event.listen(engine, "connect", drivers.add)
+        event.listen(engine, "close", drivers.discard)
+        event.listen(engine, "close_detached", drivers.discard)
+    return drivers
+
+
+def _postgres_connect_args(
+    statement_timeout_ms: int, lock_timeout_ms: int, connect_timeout_seconds: int
+) -> dict[str, Any]:
+    """Every wait of a PostgreSQL session, bounded (0 leaves a bound at the server's default).
+
+    Set at connect, so they cost nothing per statement and hold for every session: the server
+    cancels a runaway query or a lock wait instead of letting it hold a connection. The TCP
+    options find a server that vanished without a word (a failover, a cut network), which
+    would otherwise leave a call waiting for the kernel's two hours of keepalive.
+    """
+    options = [f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"]
+    if statement_timeout_ms > 0:
+        options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
+    if lock_timeout_ms > 0:
+        options.append(f"-c lock_timeout={int(lock_timeout_ms)}")
+    args: dict[str, Any] = {
+        "options": " ".join(options),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+    if connect_timeout_seconds > 0:
+        args["connect_timeout"] = max(2, int(connect_timeout_seconds))  # libpq's least is 2
+        # Unacknowledged data this long means the peer is gone (libpq: milliseconds).
+        args["tcp_user_timeout"] = max(2, int(connect_timeout_seconds)) * 1000 + max(
+            0, int(statement_timeout_ms)
+        )
+    return args
 
 
 def _ping_connections_that_sat_idle(engine: Engine, after_seconds: float) -> None:

@@ -28,9 +28,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     config = _config()
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            # A migration may rewrite a large table: MUSTER_DB_STATEMENT_TIMEOUT_MS is for
-            # requests. LOCAL: the pooled connection keeps its timeout after this transaction.
+            # A migration may rewrite a large table or wait for a long transaction to end:
+            # MUSTER_DB_STATEMENT_TIMEOUT_MS and MUSTER_DB_LOCK_TIMEOUT_MS are for requests.
+            # LOCAL: the pooled connection keeps its timeouts after this transaction.
             connection.execute(text("SET LOCAL statement_timeout = 0"))
+            connection.execute(text("SET LOCAL lock_timeout = 0"))
         _lock_out_other_upgrades(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

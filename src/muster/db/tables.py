@@ -449,3 +449,18 @@ class WebhookDeliveryRow(Base):
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HTTP status
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class HeartbeatRow(Base):
+    """One serving process's last heartbeat: a tiny write that proves the database takes writes.
+
+    Platform-level (no tenant): each process upserts its own row every half second
+    (db/health.py), so /readyz knows within two seconds when the database stops answering or
+    stops taking writes (a full disk, a read-only standby). Rows of processes gone for a day
+    are removed by the survivors.
+    """
+
+    __tablename__ = "heartbeats"
+
+    instance_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(DateTime)

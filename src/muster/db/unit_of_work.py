@@ -1,19 +1,33 @@
-"""UnitOfWork(engine, tenant_id): `with uow:` is one transaction, rolled back unless committed."""
+"""UnitOfWork(engine, tenant_id): `with uow:` is one transaction, rolled back unless committed.
+
+It has two things and few states. A connection: none, or held from the outermost `with` until
+that `with` ends. A transaction: none, or open and owned by the `with` that began it. A `with`
+that finds a transaction open joins it; the one that began it ends it, rolling back unless
+commit() ran; an error in any of them rolls back at once. So a request that wraps its work in
+one `with` (web/scim_api/pipeline.py) runs authentication and the service's own `with` blocks
+in one transaction on one connection, and gives the connection back when it ends, whatever
+happened in between.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from muster.db import availability
 from muster.db.console_repositories import (
     AdminRepository,
     ConsoleQueries,
     IdentityProviderRepository,
 )
-from muster.db.engine import BEGIN_KEY, driver_begin, driver_end
+from muster.db.engine import driver_begin, driver_end
 from muster.db.outbox import EventRepository, EventStreamRepository
 from muster.db.rate_limits import RateLimitRepository
 from muster.db.repositories import (
@@ -28,13 +42,14 @@ from muster.db.statements import EVENTS as EVENTS_KEY
 from muster.db.webhook_repositories import WebhookQueue, WebhookRepository
 from muster.errors import ScimError
 
+_DATABASE_ERRORS = (DBAPIError, PoolTimeout, DisconnectionError)
+
 
 class ConnectionShelf:
-    """Open connections kept between requests, so a request skips the pool's checkout.
+    """Open SQLite connections kept between units of work, so one skips the pool's checkout.
 
-    Requests run one at a time per event loop between awaits, yet several can be in flight
-    (a streamed group), so this is a stack, not one connection. A connection that failed is
-    dropped, never shelved.
+    Request threads take and put back concurrently: list.pop() and append() are atomic. A
+    connection that failed is dropped, never shelved.
     """
 
     def __init__(self, engine: Engine, size: int = 8) -> None:
@@ -42,17 +57,12 @@ class ConnectionShelf:
         self._idle: list[Connection] = []
 
     def take(self) -> Connection:
-        idle = self._idle
-        return idle.pop() if idle else self._engine.connect()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._engine.connect()
 
     def put_back(self, conn: Connection) -> None:
-        try:
-            if conn.in_transaction():
-                conn.rollback()
-        except Exception:
-            conn.invalidate()
-            conn.close()
-            raise
         if conn.invalidated or conn.closed or len(self._idle) >= self._size:
             conn.close()
         else:
@@ -64,24 +74,42 @@ class ConnectionShelf:
             conn.close()
 
 
-class UnitOfWork:
-    """One tenant's transaction. Repositories only ever see that tenant's rows.
+def interrupt_driver(driver: Any) -> None:
+    """Make a driver connection's running call return now, from any thread.
 
-    A request's unit of work (hold_connection=True) keeps one connection until close(), and
-    may open the request's transaction up front with begin_request(): authentication and the
-    service then run in that one transaction, each `with` joining it, the service's commit()
-    ending it. Everywhere else each `with` is its own transaction.
+    SQLite's interrupt() ends the running statement with SQLITE_INTERRUPT (a no-op when none
+    runs). A PostgreSQL call waits on its socket, and a frozen or unreachable server answers
+    neither the call nor a cancel request: shutting the socket down wakes the waiting thread
+    with an error, and the connection, now dead, is thrown away by the pool.
     """
+    interrupt = getattr(driver, "interrupt", None)
+    if interrupt is not None:
+        interrupt()
+        return
+    try:
+        descriptor = driver.pgconn.socket
+    except Exception:  # already closed: nothing is waiting on it
+        return
+    duplicate = socket.socket(fileno=os.dup(descriptor))
+    try:
+        duplicate.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        duplicate.close()
+
+
+class UnitOfWork:
+    """One tenant's transaction. Repositories only ever see that tenant's rows."""
 
     __slots__ = (
+        "_cancelled",
         "_conn",
+        "_depth",
         "_engine",
-        "_hold",
-        "_joined",
+        "_owner",
         "_platform_level",
-        "_request_open",
         "_shelf",
-        "_sqlite",
         "_write",
         "tenant_id",
     )
@@ -91,53 +119,39 @@ class UnitOfWork:
         engine: Engine,
         tenant_id: str | None = None,
         *,
-        hold_connection: bool = False,
         shelf: ConnectionShelf | None = None,
     ) -> None:
         self._engine = engine
         self._shelf = shelf
         self.tenant_id = tenant_id
         self._platform_level = tenant_id is None
-        self._hold = hold_connection
-        self._conn: Connection | None = None  # open inside `with`, or held for a request
-        self._joined = False
-        self._request_open = False  # a request transaction opened on the driver is running
-        self._write = True
-        self._sqlite = engine.dialect.name == "sqlite"
+        self._conn: Connection | None = None  # held from the outermost `with` to its end
+        self._depth = 0  # how many `with` blocks are open
+        self._owner = 0  # the depth of the `with` that began the open transaction; 0: none
+        self._write = True  # the next transaction begun takes SQLite's write lock
+        self._cancelled = False
 
     def reading(self) -> Self:
-        """Make the next `with` a read-only transaction (no write lock on SQLite)."""
+        """Make the next transaction begun read-only (no write lock on SQLite)."""
         self._write = False
         return self
 
-    def _checkout(self) -> Connection:
-        if self._conn is None:
-            self._conn = self._shelf.take() if self._shelf else self._engine.connect()
-        return self._conn
-
-    def _begin(self, conn: Connection, *, write: bool) -> None:
-        if self._sqlite and write:
-            # Writers take SQLite's write lock at BEGIN (see engine.py).
-            conn.info[BEGIN_KEY] = "BEGIN IMMEDIATE"
-        conn.begin()
-
-    def begin_request(self, *, write: bool) -> None:
-        """Open the request's transaction now (a held unit of work only).
-
-        It is opened on the driver, skipping SQLAlchemy's transaction bookkeeping (~10% of a
-        request's CPU); SQLAlchemy statements run later simply join it.
-        """
-        assert self._hold, "begin_request() is for a request's held unit of work"
-        conn = self._checkout()
-        if not (self._request_open or conn.in_transaction()):
-            driver_begin(conn, write=write)
-            self._request_open = True
-
     def __enter__(self) -> Self:
-        conn = self._checkout()
-        self._joined = self._request_open or conn.in_transaction()
-        if not self._joined:
-            self._begin(conn, write=self._write)
+        if self._cancelled:
+            raise availability.unavailable_for("interrupted")
+        write, self._write = self._write, True
+        self._depth += 1
+        try:
+            if self._conn is None:
+                self._conn = self._shelf.take() if self._shelf else self._engine.connect()
+            if not self._owner:
+                # Opened on the driver, skipping SQLAlchemy's transaction bookkeeping (~10% of
+                # a request's CPU); SQLAlchemy statements run later simply join it.
+                self._owner = self._depth
+                driver_begin(self._conn, write=write)
+        except _DATABASE_ERRORS as error:
+            self.__exit__(type(error), error, error.__traceback__)
+            raise  # __exit__ raised the ScimError it maps to; this is for anything else
         return self
 
     def bind_tenant(self, tenant_id: str) -> None:
@@ -146,9 +160,75 @@ class UnitOfWork:
             raise RuntimeError("a unit of work serves one tenant")
         self.tenant_id = tenant_id
 
+    def commit(self) -> None:
+        """Commit the open transaction (the one this `with` began or joined)."""
+        conn = self._connection()
+        if self._cancelled:  # the request was given up: its answer said nothing was written
+            raise availability.unavailable_for("interrupted")
+        self._owner = 0
+        driver_end(conn, commit=True)
+
+    def cancel(self) -> None:
+        """Give this unit of work up from another thread: interrupt its call, never commit."""
+        self._cancelled = True
+        conn = self._conn
+        if conn is not None:
+            # It may be ending on its own thread at this very moment.
+            with contextlib.suppress(Exception):
+                interrupt_driver(conn.connection.driver_connection)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        depth = self._depth
+        self._depth = depth - 1
+        conn = self._conn
+        try:
+            if self._owner and conn is not None and (exc is not None or self._owner >= depth):
+                # An error ends the whole transaction at once, joined or not; otherwise the
+                # `with` that began it ends it: what was not committed is rolled back.
+                self._owner = 0
+                driver_end(conn, commit=False)
+        except _DATABASE_ERRORS as error:
+            if exc is None:
+                exc = error
+            if conn is not None and not conn.invalidated:
+                conn.invalidate()  # a connection that cannot roll back is not reused
+        finally:
+            if depth <= 1:
+                self._depth = 0
+                self._release()
+        if isinstance(exc, DataError):
+            # The last line of defence behind the protocol checks: a value the database
+            # cannot store (too long, a character it refuses) is the client's error.
+            raise ScimError.invalid_value(
+                "a value is too long or contains characters that cannot be stored"
+            ) from exc
+        if exc is not None and isinstance(exc, _DATABASE_ERRORS):
+            refused = availability.unavailable(exc)
+            if refused is not None:
+                raise refused from exc
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        self._write = True
+        if self._platform_level:
+            self.tenant_id = None
+        if conn is None:
+            return
+        if self._cancelled and not conn.invalidated:
+            conn.invalidate()  # it may still be mid-call on a frozen server
+        if self._shelf is not None:
+            self._shelf.put_back(conn)
+        else:
+            conn.close()
+
     def _connection(self) -> Connection:
         conn = self._conn
-        if conn is None or not (self._request_open or conn.in_transaction()):
+        if conn is None or not self._owner:
             raise RuntimeError("repositories are only available inside `with uow:`")
         return conn
 
@@ -222,56 +302,3 @@ class UnitOfWork:
     @property
     def webhook_queue(self) -> WebhookQueue:
         return WebhookQueue(self._connection())
-
-    def commit(self) -> None:
-        """Commit the open transaction (the request's, when this `with` joined it)."""
-        driver_end(self._connection(), commit=True)
-        self._request_open = False
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        joined, self._joined, self._write = self._joined, False, True
-        if self._platform_level and not self._hold:
-            self.tenant_id = None
-        conn = self._conn
-        if conn is not None:
-            if joined and exc is not None and self._request_open:
-                driver_end(conn, commit=False)
-                self._request_open = False
-            elif conn.in_transaction() and (not joined or exc is not None):
-                conn.rollback()
-            if not self._hold:
-                self._conn = None
-                conn.close()
-        if isinstance(exc, DataError):
-            # The last line of defence behind the protocol checks: a value the database
-            # cannot store (too long, a character it refuses) is the client's error.
-            raise ScimError.invalid_value(
-                "a value is too long or contains characters that cannot be stored"
-            ) from exc
-
-    def close(self) -> None:
-        """End any open transaction and give back a held connection (the end of a request)."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if self._request_open:
-            self._request_open = False
-            try:
-                driver_end(conn, commit=False)
-            except Exception:
-                conn.invalidate()
-                conn.close()
-                raise
-        if self._shelf is not None:
-            self._shelf.put_back(conn)
-            return
-        try:
-            if conn.in_transaction():
-                conn.rollback()
-        finally:
-            conn.close()

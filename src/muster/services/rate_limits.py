@@ -12,6 +12,7 @@ ends. The limit can therefore be overshot by what *other* processes serve in one
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 from muster.db.rate_limits import WindowKey
@@ -26,40 +27,48 @@ class _TokenWindow:
 
 
 class RateLimiter:
-    """One process's view of every token's current window."""
+    """One process's view of every token's current window.
+
+    Request threads admit while a background thread syncs: the counts change under a lock,
+    which is never held across the database call.
+    """
 
     def __init__(self, limit: int, window_seconds: int) -> None:
         self.limit = limit
         self.window_seconds = window_seconds
         self._windows: dict[tuple[str, str], _TokenWindow] = {}
         self._pruned_before = 0
+        self._lock = threading.Lock()
 
     def admit(self, tenant_id: str, token_id: str, now: float) -> int | None:
         """Count one request; return None to serve it, or the seconds until it may retry."""
         window = self.window_seconds
         window_start = int(now) // window * window
         key = (tenant_id, token_id)
-        state = self._windows.get(key)
-        if state is None or state.window_start != window_start:
-            # A new window: whatever the last one had left unsynced decides nothing any more.
-            state = self._windows[key] = _TokenWindow(window_start)
-        if state.known_total + state.unsynced >= self.limit:
-            return max(1, math.ceil(window_start + window - now))
-        state.unsynced += 1
+        with self._lock:
+            state = self._windows.get(key)
+            if state is None or state.window_start != window_start:
+                # A new window: whatever the last one had left unsynced decides nothing now.
+                state = self._windows[key] = _TokenWindow(window_start)
+            if state.known_total + state.unsynced >= self.limit:
+                return max(1, math.ceil(window_start + window - now))
+            state.unsynced += 1
         return None
 
     def has_unsynced(self) -> bool:
-        return any(state.unsynced for state in self._windows.values())
+        with self._lock:
+            return any(state.unsynced for state in self._windows.values())
 
     def sync(self, uow: UnitOfWork, now: float) -> None:
         """Add this process's counts to the shared ones and learn the totals (one transaction)."""
         current = int(now) // self.window_seconds * self.window_seconds
         deltas: list[tuple[WindowKey, int]] = []
-        for (tenant_id, token_id), state in list(self._windows.items()):
-            if state.window_start < current:
-                del self._windows[(tenant_id, token_id)]  # ended: its count matters no more
-            elif state.unsynced:
-                deltas.append(((tenant_id, token_id, state.window_start), state.unsynced))
+        with self._lock:
+            for (tenant_id, token_id), state in list(self._windows.items()):
+                if state.window_start < current:
+                    del self._windows[(tenant_id, token_id)]  # ended: its count matters no more
+                elif state.unsynced:
+                    deltas.append(((tenant_id, token_id, state.window_start), state.unsynced))
         if not deltas:
             return
         # Windows before the previous one are dead for every process; prune once per window.
@@ -70,8 +79,9 @@ class RateLimiter:
                 uow.rate_limits.prune(before=prune_before)
             uow.commit()
         self._pruned_before = max(self._pruned_before, prune_before)
-        for (tenant_id, token_id, window_start), sent in deltas:
-            synced = self._windows.get((tenant_id, token_id))
-            if synced is not None and synced.window_start == window_start:
-                synced.unsynced -= sent
-                synced.known_total = totals[(tenant_id, token_id, window_start)]
+        with self._lock:
+            for (tenant_id, token_id, window_start), sent in deltas:
+                synced = self._windows.get((tenant_id, token_id))
+                if synced is not None and synced.window_start == window_start:
+                    synced.unsynced -= sent
+                    synced.known_total = totals[(tenant_id, token_id, window_start)]

@@ -151,6 +151,14 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.refused = Counter(
+            "muster_requests_refused",
+            "Requests answered 503 because the database or this server could not serve them "
+            "now (each also writes one process-log line), by reason: lock_timeout, "
+            "statement_timeout, unreachable, stalled, busy, read_only, disk_full, ...",
+            ["reason"],
+            registry=registry,
+        )
         # Children by label values: prometheus_client's labels() costs more than the count.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._request_tallies: dict[tuple[str, str, int], _Tally] = {}
@@ -223,6 +231,10 @@ class Metrics:
                 self.latency.labels(method, route),
             )
         return children
+
+    def observe_refusal(self, reason: str | None) -> None:
+        """Count one request refused with 503 (rare: counted at once, not tallied)."""
+        self.refused.labels(reason or "other").inc()
 
     def observe_pool(self, checked_out: int) -> None:
         self.pool_checked_out.set(checked_out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from starlette.requests import Request
@@ -10,6 +11,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from muster.web import request_ids
 from muster.web.metrics import CONTENT_TYPE, UNMATCHED, Metrics
+
+logger = logging.getLogger("muster.web")
 
 
 class SiteTelemetry:
@@ -34,9 +37,21 @@ class SiteTelemetry:
         finally:
             route = scope.get("route")  # set by the router: the template, never the raw path
             template = getattr(route, "path", None) or UNMATCHED
+            status = send_with_id.status
             self.metrics.observe_request(
-                scope["method"], template, send_with_id.status, time.perf_counter() - started
+                scope["method"], template, status, time.perf_counter() - started
             )
+            if status == 503 and template != "/readyz":
+                # Refused for want of a database: one process-log line each, and a metric.
+                reason = scope.get("muster.refusal") or "unavailable"
+                logger.warning(
+                    "refused %s %s with 503 (%s)",
+                    scope["method"],
+                    template,
+                    reason,
+                    extra={"reason": reason, "status": 503},
+                )
+                self.metrics.observe_refusal(reason)
 
 
 async def metrics_endpoint(request: Request) -> Response:

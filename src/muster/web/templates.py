@@ -15,3 +15,14 @@ def template_environment(folder: Path) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+# A page answered 503 (the database cannot serve now) tells browsers and proxies when to retry.
+UNAVAILABLE_RETRY_AFTER = "5"
+
+
+def with_retry_after(headers: dict[str, str], status: int) -> dict[str, str]:
+    """`headers`, plus Retry-After when the page is a 503."""
+    if status != 503:
+        return headers
+    return {**headers, "Retry-After": UNAVAILABLE_RETRY_AFTER}

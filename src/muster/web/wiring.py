@@ -1,4 +1,4 @@
-"""Wiring: what create_app hands to the web layer (settings and the unit-of-work factory)."""
+"""Wiring: what create_app hands to the web layer (settings, units of work, the thread pool)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from muster.config import Settings
 from muster.services.database import UnitOfWork
+from muster.web.blocking import BlockingPool
 from muster.web.metrics import Metrics
 
 
@@ -16,6 +17,6 @@ class Wiring:
 
     settings: Settings
     uow_factory: Callable[[str | None], UnitOfWork]
-    # A unit of work that keeps its connection for a whole request; the caller closes it.
-    request_uow_factory: Callable[[str | None], UnitOfWork]
+    # Where every database call and long CPU job of a request runs (never the event loop).
+    blocking: BlockingPool
     metrics: Metrics = field(default_factory=Metrics)

@@ -3,7 +3,7 @@
 Every page resolves the admin's session from its cookie; the tenant comes from that session
 and never from the URL or a form. Every POST carries the session's CSRF token (or, before
 sign-in, a double-submit cookie) and is refused without it. Services run in the thread pool:
-they are synchronous, and argon2 takes tens of milliseconds on purpose.
+they are synchronous, and argon2 takes tens of milliseconds on purpose (web/blocking.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote, urlencode
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -37,7 +36,7 @@ from muster.services import (
 from muster.services.admin_sessions import AdminSession
 from muster.services.database import UnitOfWork
 from muster.web.console.forms import FormTooLarge, UserForm, read_form
-from muster.web.templates import template_environment
+from muster.web.templates import template_environment, with_retry_after
 from muster.web.wiring import Wiring
 
 HERE = Path(__file__).parent
@@ -117,17 +116,18 @@ class Page:
             self.request, template, status=status, session=self.session, **context
         )
 
+    async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a service call in the blocking pool, counted in this tenant's share."""
+        return await self.console.wiring.blocking.run_for(
+            self.session.tenant_id, fn, *args, **kwargs
+        )
+
     def param(self, name: str) -> str:
         return self.request.query_params.get(name, "")
 
     def page_number(self) -> int:
         value = self.param("page")
         return int(value) if value.isdigit() and 0 < len(value) < 8 else 1
-
-
-async def run(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run a synchronous service call off the event loop."""
-    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 class Console:
@@ -139,6 +139,10 @@ class Console:
         self.env.filters["when"] = _when
         self.env.filters["email_of"] = _email_of
         self.env.filters["name_of"] = _name_of
+
+    async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a service call (or argon2) in the blocking pool, never on the event loop."""
+        return await self.wiring.blocking.run(fn, *args, **kwargs)
 
     def base_url(self, request: Request) -> str:
         """The URL admins and Okta reach Muster at: MUSTER_PUBLIC_URL, else the request's."""
@@ -169,7 +173,8 @@ class Console:
             root=ROOT,
             **context,
         )
-        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+        headers = with_retry_after(SECURITY_HEADERS, status)
+        return HTMLResponse(html, status_code=status, headers=headers)
 
     def set_cookie(self, request: Request, response: Response, name: str, value: str) -> None:
         response.set_cookie(
@@ -213,7 +218,7 @@ def signed_in(
     async def endpoint(request: Request) -> Response:
         console: Console = request.app.state.console
         secret = request.cookies.get(SESSION_COOKIE)
-        session = await run(
+        session = await console.run(
             admin_sessions.current_session, console.wiring.uow_factory(None), secret
         )
         if session is None:
@@ -254,6 +259,8 @@ def signed_in(
         try:
             return await handler(page)
         except ScimError as error:
+            if error.status == 503:
+                raise  # the database cannot serve now: the site's own page says so (app.py)
             # A refusal the handler did not place next to a form: its own page, its status.
             title = "Not found" if error.status == 404 else "Not done"
             return page.render("error.html", status=error.status, title=title, message=error.detail)
@@ -312,7 +319,7 @@ async def sign_in_page(request: Request) -> Response:
     email = form.get("email", "")
     next_path = _safe_next(form.get("next", ""))
     try:
-        opened = await run(
+        opened = await console.run(
             admin_sessions.sign_in,
             console.wiring.uow_factory(None),
             email,
@@ -340,7 +347,7 @@ async def set_password_page(request: Request) -> Response:
     if request.method == "GET":
         token = request.query_params.get("token", "")
         try:
-            email = await run(admins.setup_account, uow, token)
+            email = await console.run(admins.setup_account, uow, token)
         except ScimError as error:
             return console.render(
                 request, "error.html", status=404, title="Link not valid", message=error.detail
@@ -357,7 +364,7 @@ async def set_password_page(request: Request) -> Response:
             message="The form's security token is missing or out of date. Open the link again.",
         )
     try:
-        await run(
+        await console.run(
             admins.set_password, uow, token, form.get("password", ""), form.get("confirm", "")
         )
     except ScimError as error:
@@ -365,7 +372,7 @@ async def set_password_page(request: Request) -> Response:
             return console.render(
                 request, "error.html", status=404, title="Link not valid", message=error.detail
             )
-        email = await run(admins.setup_account, uow, token)
+        email = await console.run(admins.setup_account, uow, token)
         return _pre_session_form(
             console,
             request,
@@ -383,7 +390,7 @@ async def set_password_page(request: Request) -> Response:
 @signed_in
 async def sign_out(page: Page) -> Response:
     secret = page.request.cookies.get(SESSION_COOKIE, "")
-    await run(admin_sessions.sign_out, page.console.wiring.uow_factory(None), secret)
+    await page.run(admin_sessions.sign_out, page.console.wiring.uow_factory(None), secret)
     response = redirect(f"{ROOT}/sign-in", "signed_out")
     response.delete_cookie(SESSION_COOKIE, path=ROOT)
     return response
@@ -397,7 +404,7 @@ async def home(request: Request) -> Response:
 
 
 async def _render_events_api(page: Page, *, status: int = 200, **context: Any) -> Response:
-    key = await run(api_tokens.current_events_key, page.uow)
+    key = await page.run(api_tokens.current_events_key, page.uow)
     base = page.console.base_url(page.request)
     return page.render(
         "settings/events_api.html",
@@ -415,18 +422,18 @@ async def events_api_page(page: Page) -> Response:
 
 @signed_in
 async def generate_events_key(page: Page) -> Response:
-    current = await run(api_tokens.current_events_key, page.uow)
+    current = await page.run(api_tokens.current_events_key, page.uow)
     if current is not None and page.form.get("confirm") != "yes":
         # The old key stops working the moment a new one exists: say so before doing it.
         return await _render_events_api(page, confirm_regenerate=True)
-    issued = await run(api_tokens.issue_events_key, page.uow, page.session.tenant_slug)
+    issued = await page.run(api_tokens.issue_events_key, page.uow, page.session.tenant_slug)
     # Rendered straight into this response and never stored: the only time it is shown.
     return await _render_events_api(page, issued=issued)
 
 
 @signed_in
 async def revoke_events_key(page: Page) -> Response:
-    revoked = await run(api_tokens.revoke_events_key, page.uow, page.session.tenant_slug)
+    revoked = await page.run(api_tokens.revoke_events_key, page.uow, page.session.tenant_slug)
     return redirect(EVENTS_API_PAGE, "events_key_revoked" if revoked else "events_key_none")
 
 
@@ -446,7 +453,7 @@ def _sp_urls(page: Page) -> dict[str, str]:
 
 
 async def _render_idp(page: Page, template: str, *, status: int = 200, **context: Any) -> Response:
-    settings = await run(identity_providers.identity_provider_settings, page.uow)
+    settings = await page.run(identity_providers.identity_provider_settings, page.uow)
     return page.render(template, status=status, settings=settings, **_sp_urls(page), **context)
 
 
@@ -458,7 +465,7 @@ async def identity_providers_page(page: Page) -> Response:
 @signed_in
 async def scim_on(page: Page) -> Response:
     try:
-        token = await run(api_tokens.turn_scim_on, page.uow, page.session.tenant_slug)
+        token = await page.run(api_tokens.turn_scim_on, page.uow, page.session.tenant_slug)
     except ScimError as error:
         return await _render_idp(
             page, "settings/identity_providers.html", status=error.status, error=error.detail
@@ -468,7 +475,7 @@ async def scim_on(page: Page) -> Response:
 
 @signed_in
 async def scim_off(page: Page) -> Response:
-    await run(api_tokens.turn_scim_off, page.uow, page.session.tenant_slug)
+    await page.run(api_tokens.turn_scim_off, page.uow, page.session.tenant_slug)
     return redirect(IDP_PAGE, "scim_off")
 
 
@@ -479,12 +486,12 @@ async def scim_settings_page(page: Page) -> Response:
 
 @signed_in
 async def generate_token(page: Page) -> Response:
-    current = await run(api_tokens.current_token, page.uow)
+    current = await page.run(api_tokens.current_token, page.uow)
     if current is not None and page.form.get("confirm") != "yes":
         # The old token stops working the moment a new one exists: say so before doing it.
         return await _render_idp(page, "settings/scim.html", confirm_regenerate=True)
     try:
-        issued = await run(api_tokens.issue_scim_token, page.uow, page.session.tenant_slug)
+        issued = await page.run(api_tokens.issue_scim_token, page.uow, page.session.tenant_slug)
     except ScimError as error:
         return await _render_idp(
             page, "settings/scim.html", status=error.status, error=error.detail
@@ -502,7 +509,7 @@ async def access_groups_page(page: Page) -> Response:
 async def add_access_group(page: Page) -> Response:
     name = page.form.get("group", "")
     try:
-        await run(identity_providers.add_access_group, page.uow, name)
+        await page.run(identity_providers.add_access_group, page.uow, name)
     except ScimError as error:
         return await _render_idp(
             page, "settings/access_groups.html", status=400, error=error.detail, group=name
@@ -512,7 +519,7 @@ async def add_access_group(page: Page) -> Response:
 
 @signed_in
 async def remove_access_group(page: Page) -> Response:
-    await run(
+    await page.run(
         identity_providers.remove_access_group, page.uow, page.request.path_params["group_id"]
     )
     return redirect(ACCESS_PAGE, "access_removed")
@@ -520,7 +527,7 @@ async def remove_access_group(page: Page) -> Response:
 
 @signed_in
 async def clear_access_groups(page: Page) -> Response:
-    await run(identity_providers.clear_access_groups, page.uow)
+    await page.run(identity_providers.clear_access_groups, page.uow)
     return redirect(ACCESS_PAGE, "access_cleared")
 
 
@@ -533,7 +540,7 @@ async def saml_page(page: Page) -> Response:
 async def save_saml(page: Page) -> Response:
     xml = page.form.get("metadata", "")
     try:
-        await run(identity_providers.save_saml_metadata, page.uow, xml)
+        await page.run(identity_providers.save_saml_metadata, page.uow, xml)
     except ScimError as error:
         return await _render_idp(
             page, "settings/saml.html", status=400, error=error.detail, metadata=xml
@@ -544,7 +551,7 @@ async def save_saml(page: Page) -> Response:
 @signed_in
 async def save_saml_attributes(page: Page) -> Response:
     try:
-        await run(
+        await page.run(
             identity_providers.save_attribute_names,
             page.uow,
             given_name=page.form.get("given_name", ""),
@@ -561,7 +568,7 @@ async def save_saml_attributes(page: Page) -> Response:
 
 @signed_in
 async def remove_saml(page: Page) -> Response:
-    await run(identity_providers.remove_saml_settings, page.uow)
+    await page.run(identity_providers.remove_saml_settings, page.uow)
     return redirect(SAML_PAGE, "saml_removed")
 
 
@@ -569,7 +576,7 @@ async def remove_saml(page: Page) -> Response:
 
 
 async def _seats(page: Page) -> Any:
-    settings = await run(identity_providers.identity_provider_settings, page.uow)
+    settings = await page.run(identity_providers.identity_provider_settings, page.uow)
     return settings.tenant
 
 
@@ -578,7 +585,7 @@ async def users_page(page: Page) -> Response:
     text, source, status = page.param("q"), page.param("source"), page.param("status")
     error = None
     try:
-        found = await run(
+        found = await page.run(
             users.search_users,
             page.uow,
             text=text,
@@ -609,7 +616,7 @@ async def new_user_page(page: Page) -> Response:
     form = UserForm.read(page.form)
     if not form.errors:
         try:
-            created = await run(
+            created = await page.run(
                 users.create_local_user,
                 page.uow,
                 form.email,
@@ -625,8 +632,8 @@ async def new_user_page(page: Page) -> Response:
 
 async def _render_user(page: Page, *, status: int = 200, **context: Any) -> Response:
     user_id = page.request.path_params["user_id"]
-    detail = await run(users.user_detail, page.uow, user_id, log_page=page.page_number())
-    choices = await run(groups.group_choices, page.uow)
+    detail = await page.run(users.user_detail, page.uow, user_id, log_page=page.page_number())
+    choices = await page.run(groups.group_choices, page.uow)
     return page.render(
         "users/detail.html", status=status, detail=detail, choices=choices, **context
     )
@@ -639,12 +646,12 @@ async def user_page(page: Page) -> Response:
 
 @signed_in
 async def delete_user(page: Page) -> Response:
-    await run(users.delete_user, page.uow, page.request.path_params["user_id"])
+    await page.run(users.delete_user, page.uow, page.request.path_params["user_id"])
     return redirect(f"{ROOT}/users", "user_deleted")
 
 
 async def _user_email(page: Page) -> str:
-    user = await run(users.get_user, page.uow, page.request.path_params["user_id"])
+    user = await page.run(users.get_user, page.uow, page.request.path_params["user_id"])
     return _email_of(user.document)
 
 
@@ -653,7 +660,7 @@ async def add_membership(page: Page) -> Response:
     email = await _user_email(page)
     name = page.form.get("group", "")
     try:
-        await run(groups.add_manual_member, page.uow, name, email)
+        await page.run(groups.add_manual_member, page.uow, name, email)
     except ScimError as error:
         return await _render_user(page, status=400, error=error.detail, group=name)
     return redirect(f"{ROOT}/users/{page.request.path_params['user_id']}", "member_added")
@@ -662,8 +669,8 @@ async def add_membership(page: Page) -> Response:
 @signed_in
 async def remove_membership(page: Page) -> Response:
     email = await _user_email(page)
-    group = await run(groups.get_group, page.uow, page.request.path_params["group_id"])
-    await run(groups.remove_manual_member, page.uow, group.document["displayName"], email)
+    group = await page.run(groups.get_group, page.uow, page.request.path_params["group_id"])
+    await page.run(groups.remove_manual_member, page.uow, group.document["displayName"], email)
     return redirect(f"{ROOT}/users/{page.request.path_params['user_id']}", "member_removed")
 
 
@@ -673,13 +680,13 @@ async def remove_membership(page: Page) -> Response:
 @signed_in
 async def groups_page(page: Page) -> Response:
     text = page.param("q")
-    found = await run(groups.groups_page, page.uow, text=text, page=page.page_number())
+    found = await page.run(groups.groups_page, page.uow, text=text, page=page.page_number())
     return page.render("groups/list.html", found=found, q=text, query=urlencode({"q": text}))
 
 
 @signed_in
 async def group_page(page: Page) -> Response:
-    detail = await run(
+    detail = await page.run(
         groups.group_detail,
         page.uow,
         page.request.path_params["group_id"],
@@ -691,7 +698,7 @@ async def group_page(page: Page) -> Response:
 @signed_in
 async def log_page(page: Page) -> Response:
     failed_only = page.param("failed") == "1"
-    found = await run(
+    found = await page.run(
         provisioning_log.entries_page, page.uow, failed_only=failed_only, page=page.page_number()
     )
     return page.render(
@@ -705,7 +712,7 @@ async def log_page(page: Page) -> Response:
 @signed_in
 async def sign_in_log_page(page: Page) -> Response:
     refused_only = page.param("refused") == "1"
-    found = await run(
+    found = await page.run(
         sign_in_log.attempts_page, page.uow, refused_only=refused_only, page=page.page_number()
     )
     return page.render(

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from muster.errors import ScimError
 from muster.services import events, webhook_delivery, webhooks
-from muster.web.console.routes import ROOT, Page, redirect, run, signed_in
+from muster.web.console.routes import ROOT, Page, redirect, signed_in
 
 WEBHOOKS_PAGE = f"{ROOT}/settings/webhooks"
 # One checkbox per event type: the form reader keeps one value per field name.
@@ -43,7 +43,7 @@ async def _render_list(page: Page, *, status: int = 200, **context: Any) -> Resp
         "form",
         {"url": "", "description": "", "event_types": [], "format": webhook_delivery.JSON},
     )
-    found = await run(webhooks.list_endpoints, page.uow)
+    found = await page.run(webhooks.list_endpoints, page.uow)
     return page.render(
         "webhooks/list.html",
         status=status,
@@ -66,7 +66,7 @@ async def add_endpoint(page: Page) -> Response:
     chosen = [name.removeprefix(TYPE_FIELD) for name in page.form if name.startswith(TYPE_FIELD)]
     format_ = page.form.get("format", "") or webhook_delivery.JSON
     try:
-        created = await run(
+        created = await page.run(
             webhooks.create_endpoint,
             page.uow,
             url,
@@ -91,9 +91,9 @@ async def add_endpoint(page: Page) -> Response:
 
 async def _render_detail(page: Page, *, status: int = 200, **context: Any) -> Response:
     endpoint_id = _endpoint_id(page)
-    endpoint = await run(webhooks.get_endpoint, page.uow, endpoint_id)
+    endpoint = await page.run(webhooks.get_endpoint, page.uow, endpoint_id)
     state = page.param("state") or "all"
-    found = await run(
+    found = await page.run(
         webhooks.deliveries_page,
         page.uow,
         endpoint_id,
@@ -120,14 +120,14 @@ async def endpoint_page(page: Page) -> Response:
 @signed_in
 async def pause_endpoint(page: Page) -> Response:
     endpoint_id = _endpoint_id(page)
-    await run(webhooks.set_endpoint_enabled, page.uow, endpoint_id, False)
+    await page.run(webhooks.set_endpoint_enabled, page.uow, endpoint_id, False)
     return redirect(_endpoint_page(endpoint_id), "webhook_paused")
 
 
 @signed_in
 async def enable_endpoint(page: Page) -> Response:
     endpoint_id = _endpoint_id(page)
-    await run(webhooks.set_endpoint_enabled, page.uow, endpoint_id, True)
+    await page.run(webhooks.set_endpoint_enabled, page.uow, endpoint_id, True)
     return redirect(_endpoint_page(endpoint_id), "webhook_enabled")
 
 
@@ -136,7 +136,7 @@ async def remove_endpoint(page: Page) -> Response:
     if page.form.get("confirm") != "yes":
         # Its delivery log goes with it and the receiver stops hearing: say so before doing it.
         return await _render_detail(page, confirm_remove=True)
-    await run(webhooks.remove_endpoint, page.uow, _endpoint_id(page))
+    await page.run(webhooks.remove_endpoint, page.uow, _endpoint_id(page))
     return redirect(WEBHOOKS_PAGE, "webhook_removed")
 
 
@@ -156,13 +156,13 @@ def _back_to_log(page: Page) -> str:
 @signed_in
 async def redeliver(page: Page) -> Response:
     seq: int = page.request.path_params["event_seq"]
-    await run(webhooks.redeliver, page.uow, _endpoint_id(page), seq)
+    await page.run(webhooks.redeliver, page.uow, _endpoint_id(page), seq)
     return redirect(_back_to_log(page), "webhook_redelivered")
 
 
 @signed_in
 async def redeliver_dead(page: Page) -> Response:
-    count = await run(webhooks.redeliver_dead, page.uow, _endpoint_id(page))
+    count = await page.run(webhooks.redeliver_dead, page.uow, _endpoint_id(page))
     return redirect(_back_to_log(page), "webhook_dead_redelivered" if count else "webhook_no_dead")
 
 

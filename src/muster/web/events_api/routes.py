@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -19,13 +19,14 @@ from muster.services.api_tokens import Principal
 from muster.web.scim_api.auth import bearer_token, note_use
 from muster.web.wiring import Wiring
 
+logger = logging.getLogger("muster.events")
 EVENTS_PATH = "/api/v1/events"
 MAX_WAIT_SECONDS = 30
 # A waiting request re-reads this often; each read is one indexed query of the tenant's events.
 WAIT_POLL_SECONDS = 0.5
 _NUMBER = re.compile(r"[0-9]{1,18}")  # fits a BIGINT, no sign, no spaces
 _HEADERS = {"Cache-Control": "no-store"}
-_CODES = {401: "unauthorized", 410: "cursor_expired"}
+_CODES = {401: "unauthorized", 410: "cursor_expired", 503: "unavailable"}
 
 
 def _error(error: ScimError) -> Response:
@@ -38,6 +39,8 @@ def _error(error: ScimError) -> Response:
     headers = dict(_HEADERS)
     if error.status == 401:
         headers["WWW-Authenticate"] = "Bearer"  # RFC 6750 §3
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     body = orjson.dumps({"error": code, "detail": error.detail})
     return Response(body, error.status, headers, media_type="application/json")
 
@@ -64,11 +67,10 @@ def _authenticate(wiring: Wiring, authorization: str | None) -> Principal:
 async def list_events(request: Request) -> Response:
     """GET /api/v1/events?after=CURSOR&limit=N&wait=SECONDS: the next events, oldest first."""
     wiring: Wiring = request.app.state.wiring
+    blocking = wiring.blocking
     params = request.query_params
     try:
-        principal = await run_in_threadpool(
-            _authenticate, wiring, request.headers.get("authorization")
-        )
+        principal = await blocking.run(_authenticate, wiring, request.headers.get("authorization"))
         after = _number(params, "after", None, cursor=True)
         limit = _number(params, "limit", event_log.DEFAULT_LIMIT)
         wait = _number(params, "wait", 0)
@@ -77,14 +79,25 @@ async def list_events(request: Request) -> Response:
             raise ScimError.invalid_value(f"wait must be between 0 and {MAX_WAIT_SECONDS}")
         uow = wiring.uow_factory(principal.tenant_id)
         deadline = time.monotonic() + wait
-        page = await run_in_threadpool(event_log.read_events, uow, after=after, limit=limit)
-        # Long poll: an empty page waits for the next commit, up to `wait` seconds.
+        tenant_id = principal.tenant_id
+        page = await blocking.run_for(
+            tenant_id, event_log.read_events, uow, after=after, limit=limit
+        )
+        # Long poll: an empty page waits for the next commit, up to `wait` seconds, holding
+        # no thread and no connection between reads.
         while not page.events and time.monotonic() < deadline:
             await asyncio.sleep(WAIT_POLL_SECONDS)
-            page = await run_in_threadpool(event_log.read_events, uow, after=after, limit=limit)
+            page = await blocking.run_for(
+                tenant_id, event_log.read_events, uow, after=after, limit=limit
+            )
+        await blocking.run(note_use, wiring.uow_factory, principal)
     except ScimError as error:
+        if error.status == 503:
+            wiring.metrics.observe_refusal(error.reason)
+            logger.warning(
+                "refused GET %s with 503 (%s): %s", EVENTS_PATH, error.reason, error.detail
+            )
         return _error(error)
-    await run_in_threadpool(note_use, wiring.uow_factory, principal)
     body = {"data": page.events, "nextCursor": str(page.next_cursor), "hasMore": page.has_more}
     return Response(orjson.dumps(body), 200, _HEADERS, media_type="application/json")
 

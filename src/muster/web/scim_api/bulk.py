@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,13 +16,11 @@ from muster.web.scim_api.responses import error_body, scim_response
 _COLLECTIONS = {"User": "Users", "Group": "Groups"}
 
 
-async def run_bulk(request: Request) -> Response:
+def run_bulk(request: Request) -> Response:
     """POST /Bulk: each operation in turn; 200 with every operation's own status."""
     scim = ScimRequest.of(request)
     settings = scim.wiring.settings
-    bulk_request = parse_bulk_request(
-        await scim.json(), max_operations=settings.bulk_max_operations
-    )
+    bulk_request = parse_bulk_request(scim.json(), max_operations=settings.bulk_max_operations)
     base = scim.base_url
     user_agent = request.headers.get("user-agent")
     entries = []
@@ -60,6 +56,4 @@ async def run_bulk(request: Request) -> Response:
                 client_quirks=",".join(sorted(set(result.quirks))) or None,
             )
         )
-        # No transaction is open between operations: let other requests in.
-        await asyncio.sleep(0)
     return scim_response(bulk_response(entries))

@@ -24,7 +24,7 @@ def _discovery_request(request: Request) -> ScimRequest:
     return scim
 
 
-async def get_service_provider_config(request: Request) -> Response:
+def get_service_provider_config(request: Request) -> Response:
     scim = _discovery_request(request)
     settings = scim.wiring.settings
     return scim_response(
@@ -38,12 +38,12 @@ async def get_service_provider_config(request: Request) -> Response:
     )
 
 
-async def list_resource_types(request: Request) -> Response:
+def list_resource_types(request: Request) -> Response:
     documents = discovery.resource_types(_discovery_request(request).base_url)
     return scim_response(list_response(len(documents), 1, documents))
 
 
-async def get_resource_type(request: Request) -> Response:
+def get_resource_type(request: Request) -> Response:
     wanted = request.path_params["resource_type"]
     for document in discovery.resource_types(_discovery_request(request).base_url):
         if document["id"] == wanted:
@@ -51,12 +51,12 @@ async def get_resource_type(request: Request) -> Response:
     raise ScimError.not_found("ResourceType", wanted)
 
 
-async def list_schemas(request: Request) -> Response:
+def list_schemas(request: Request) -> Response:
     documents = discovery.schemas(_discovery_request(request).base_url)
     return scim_response(list_response(len(documents), 1, documents))
 
 
-async def get_schema(request: Request) -> Response:
+def get_schema(request: Request) -> Response:
     wanted = request.path_params["schema_id"]
     for document in discovery.schemas(_discovery_request(request).base_url):
         if document["id"].lower() == wanted.lower():  # URNs compare without case (RFC 8141)
@@ -64,7 +64,7 @@ async def get_schema(request: Request) -> Response:
     raise ScimError.not_found("Schema", wanted)
 
 
-async def refuse_write(request: Request) -> Response:
+def refuse_write(request: Request) -> Response:
     """Any write to a discovery endpoint: 405 with the Allow header RFC 9110 §15.5.6 asks for."""
     scim = ScimRequest.of(request)
     error = ScimError(

@@ -6,12 +6,12 @@ A group's members are streamed from the membership rows in batches, so reading a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from muster.scim import versioning
 from muster.scim.listing import cursor_list_response, list_response, search_request_params
@@ -21,6 +21,7 @@ from muster.services import groups
 from muster.web.scim_api.requests import ScimRequest
 from muster.web.scim_api.responses import (
     ScimResponse,
+    StreamedResponse,
     group_body,
     member_items,
     scim_response,
@@ -40,9 +41,11 @@ def _stream_group(
         return ScimResponse(body, status_code=status, headers=headers)
     head = orjson.dumps(body)[:-1] + b',"members":['
     shaped = projection.shapes_items_of("members")
+    # Read lazily: each batch is pulled in a pool thread as the body goes out, in a read
+    # transaction of its own that ends with the body (services/groups.iter_members).
     batches = scim.run(groups.iter_members, group.group_id)
 
-    async def chunks() -> AsyncIterator[bytes]:
+    def chunks() -> Iterator[bytes]:
         yield head
         first = True
         for batch in batches:
@@ -56,20 +59,18 @@ def _stream_group(
             first = False
         yield b"]}"
 
-    return StreamingResponse(
-        chunks(), status_code=status, headers=headers, media_type=ScimResponse.media_type
-    )
+    return StreamedResponse(chunks(), status_code=status, headers=headers)
 
 
-async def create_group(request: Request) -> Response:
+def create_group(request: Request) -> Response:
     """POST /Groups: 201 with the group."""
     scim = ScimRequest.of(request)
-    outcome = scim.run(groups.create_group, await scim.json())
+    outcome = scim.run(groups.create_group, scim.json())
     scim.note(resource_id=outcome.group.group_id, quirks=outcome.quirks)
     return _stream_group(scim, outcome.group, scim.projection, status=201)
 
 
-async def get_group(request: Request) -> Response:
+def get_group(request: Request) -> Response:
     """GET /Groups/{id}; `excludedAttributes=members` never reads the membership table."""
     scim = ScimRequest.of(request)
     projection = scim.projection
@@ -79,7 +80,7 @@ async def get_group(request: Request) -> Response:
     return _stream_group(scim, group, projection)
 
 
-async def list_groups(request: Request, scim: ScimRequest | None = None) -> Response:
+def list_groups(request: Request, scim: ScimRequest | None = None) -> Response:
     """GET /Groups?filter=displayName eq "…"&excludedAttributes=members&startIndex&count."""
     scim = scim or ScimRequest.of(request)
     query = scim.list_query()
@@ -113,27 +114,27 @@ def _group_bodies(
     return resources
 
 
-async def replace_group(request: Request) -> Response:
+def replace_group(request: Request) -> Response:
     """PUT /Groups/{id}: displayName and the full member list."""
     scim = ScimRequest.of(request)
     outcome = scim.run(
         groups.replace_group,
         request.path_params["group_id"],
-        await scim.json(),
+        scim.json(),
         if_match=scim.if_match,
     )
     scim.note(quirks=outcome.quirks)
     return _stream_group(scim, outcome.group, scim.projection)
 
 
-async def patch_group(request: Request) -> Response:
+def patch_group(request: Request) -> Response:
     """PATCH /Groups/{id}: 204, or 200 with the group when the client names attributes."""
     scim = ScimRequest.of(request)
     projection = scim.projection
     outcome = scim.run(
         groups.patch_group,
         request.path_params["group_id"],
-        await scim.json(),
+        scim.json(),
         if_match=scim.if_match,
     )
     scim.note(quirks=outcome.quirks)
@@ -143,15 +144,15 @@ async def patch_group(request: Request) -> Response:
     return Response(status_code=204, headers={"ETag": versioning.etag(outcome.group.version)})
 
 
-async def delete_group(request: Request) -> Response:
+def delete_group(request: Request) -> Response:
     """DELETE /Groups/{id}: 204."""
     scim = ScimRequest.of(request)
     scim.run(groups.delete_group, request.path_params["group_id"], if_match=scim.if_match)
     return Response(status_code=204)
 
 
-async def search_groups(request: Request) -> Response:
+def search_groups(request: Request) -> Response:
     """POST /Groups/.search: a list query sent as a SearchRequest (RFC 7644 §3.4.3)."""
     scim = ScimRequest.of(request)
-    scim.use_params(search_request_params(await scim.json()))
-    return await list_groups(request, scim)
+    scim.use_params(search_request_params(scim.json()))
+    return list_groups(request, scim)

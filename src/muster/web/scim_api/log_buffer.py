@@ -1,49 +1,89 @@
-"""LogBuffer: provisioning log entries written in batches, off the request's own cost.
+"""LogBuffer: provisioning log entries and token last-use times, written after the request.
 
 One INSERT transaction per request would cost more CPU than the request itself (a commit is
-~60-100 µs on SQLite); entries wait at most `log_flush_seconds` and are written together.
-A crash loses at most that window of log lines, never provisioning data.
+~60-100 µs on SQLite), and a request must never wait on the log: entries are handed to a
+background thread (web/background.py) and written in batches every `log_flush_seconds`. When
+the database is down they wait in memory (at most MAX_PENDING; beyond, the oldest are dropped
+and counted in a process-log line) and are written once it answers again, so the requests
+refused during an outage still reach the tenant's log. A crash loses at most what waits.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import threading
 
 from muster.services import provisioning_log
+from muster.services.api_tokens import Principal, record_token_use
 from muster.services.provisioning_log import LogEntry
+from muster.web.background import BackgroundWriter
 from muster.web.wiring import Wiring
 
 logger = logging.getLogger("muster.scim")
-MAX_PENDING = 500
+MAX_PENDING = 20_000
 
 
 class LogBuffer:
-    """Collects entries per tenant and writes them on a timer, when full, or at shutdown."""
+    """Collects entries per tenant; a background thread writes them."""
 
     def __init__(self, wiring: Wiring) -> None:
         self._wiring = wiring
         self._pending: dict[tuple[str, bool], list[LogEntry]] = {}
         self._count = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self._dropped = 0
+        self._uses: dict[str, Principal] = {}  # token id -> its latest use, once a minute
+        self._lock = threading.Lock()
+        self.writer = BackgroundWriter(
+            "provisioning-log", wiring.settings.log_flush_seconds, self.flush
+        )
+
+    @property
+    def writes_at_once(self) -> bool:
+        """log_flush_seconds=0: the request's own entries are written before it ends."""
+        return self._wiring.settings.log_flush_seconds <= 0
 
     def add(self, tenant_id: str, entry: LogEntry, *, claimed: bool) -> None:
         """Queue one entry; `claimed` means the tenant comes from a token that failed."""
-        interval = self._wiring.settings.log_flush_seconds
-        self._pending.setdefault((tenant_id, claimed), []).append(entry)
-        self._count += 1
-        if interval <= 0 or self._count >= MAX_PENDING:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(interval, self.flush)
+        with self._lock:
+            if self._count >= MAX_PENDING:
+                self._drop_oldest()
+            self._pending.setdefault((tenant_id, claimed), []).append(entry)
+            self._count += 1
+        if not self.writes_at_once:
+            self.writer.wake()
 
-    def flush(self) -> None:
-        """Write everything queued now."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        pending, self._pending, self._count = self._pending, {}, 0
+    def note_use(self, principal: Principal) -> None:
+        """Remember that a token was used; its last-used time is written with the next batch."""
+        if principal.is_use_stale:
+            with self._lock:
+                self._uses[principal.token_id] = principal
+            if not self.writes_at_once:
+                self.writer.wake()
+
+    def _drop_oldest(self) -> None:
+        key = next(iter(self._pending))
+        entries = self._pending[key]
+        entries.pop(0)
+        if not entries:
+            del self._pending[key]
+        self._count -= 1
+        self._dropped += 1
+
+    def flush(self) -> bool:
+        """Write everything queued now; return whether all of it was written."""
+        with self._lock:
+            pending, self._pending, self._count = self._pending, {}, 0
+            uses, self._uses = self._uses, {}
+            dropped, self._dropped = self._dropped, 0
+        if dropped:
+            logger.error(
+                "%d provisioning log entries were dropped: the database took no writes and "
+                "more than %d waited",
+                dropped,
+                MAX_PENDING,
+            )
         settings = self._wiring.settings
+        failed: dict[tuple[str, bool], list[LogEntry]] = {}
         for (tenant_id, claimed), entries in pending.items():
             try:
                 provisioning_log.record_requests(
@@ -53,5 +93,25 @@ class LogBuffer:
                     max_entries=settings.log_max_entries,
                     tenant_may_not_exist=claimed,
                 )
-            except Exception:  # the log must never turn served requests into failures
-                logger.exception("could not write %d provisioning log entries", len(entries))
+            except Exception as error:  # the log must never turn served requests into failures
+                logger.warning(
+                    "could not write %d provisioning log entries yet (%s); will retry",
+                    len(entries),
+                    type(error).__name__,
+                )
+                failed[(tenant_id, claimed)] = entries
+        unrecorded: dict[str, Principal] = {}
+        for principal in uses.values():
+            try:
+                record_token_use(self._wiring.uow_factory(principal.tenant_id), principal)
+            except Exception:
+                unrecorded[principal.token_id] = principal
+        if not failed and not unrecorded:
+            return True
+        with self._lock:  # back in front of what came meanwhile, oldest first
+            for key, entries in failed.items():
+                self._pending[key] = entries + self._pending.get(key, [])
+                self._count += len(entries)
+            for token_id, principal in unrecorded.items():
+                self._uses.setdefault(token_id, principal)
+        return False

@@ -1,31 +1,46 @@
-"""ScimPipeline: the one middleware of /scim/v2: request id, auth, errors, provisioning log."""
+"""ScimPipeline: the one middleware of /scim/v2: request id, auth, errors, provisioning log.
+
+Where a request's work runs, in one place. On the event loop: read the body (bounded), match
+the route, and write the answer. In one thread of the blocking pool (web/blocking.py), in one
+call: the request's unit of work, whose one transaction holds authentication, the rate limit
+and the handler with its service, on one connection given back when it ends. A streamed group
+body pulls its member batches through the same thread, one call per batch. Nothing of the
+database, and no CPU work that grows with the input, ever runs on the loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
 from muster.errors import ScimError
 from muster.services import provisioning_log
+from muster.services.api_tokens import Principal
 from muster.services.clock import utcnow
 from muster.services.database import UnitOfWork
 from muster.web import request_ids
-from muster.web.scim_api.auth import authenticate, claimed_tenant, note_use
+from muster.web.blocking import BlockingPool, Slot
+from muster.web.scim_api.auth import authenticate, claimed_tenant
 from muster.web.scim_api.log_buffer import LogBuffer
 from muster.web.scim_api.rate_limiting import RateLimitGate
-from muster.web.scim_api.responses import error_response
+from muster.web.scim_api.responses import StreamedResponse, error_response
 from muster.web.wiring import Wiring
 
 logger = logging.getLogger("muster.scim")
 SCOPE_KEY = "muster.scim"
 _RESOURCE_TYPES = {"users": "User", "groups": "Group"}
 _READ_METHODS = frozenset({"GET", "HEAD"})
+Endpoint = Callable[[Request], Response]
 
 
 @dataclass(slots=True)
@@ -35,6 +50,7 @@ class ScimContext:
     request_id: str
     base_url: str
     tenant_id: str | None = None
+    principal: Principal | None = None
     uow: UnitOfWork | None = None
     resource_id: str | None = None
     quirks: list[str] = field(default_factory=list)
@@ -55,17 +71,16 @@ def _base_url(scope: Scope, headers: dict[bytes, bytes], public_url: str | None)
 class ScimPipeline:
     """Runs every /scim/v2 request through auth, turns errors into RFC 7644 bodies, logs it."""
 
-    def __init__(self, app: ASGIApp, wiring: Wiring) -> None:
-        self.app = app
+    def __init__(self, routes: list[Route], wiring: Wiring) -> None:
+        self.routes = routes
         self.wiring = wiring
+        self.pool: BlockingPool = wiring.blocking
         self.log_buffer = LogBuffer(wiring)
         self.rate_limits = RateLimitGate(wiring)
         self._body_limit = wiring.settings.max_body_bytes
+        self._stream_timeout = wiring.settings.request_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         started = time.perf_counter()
         headers = dict(scope["headers"])
         request_id = request_ids.begin(headers.get(request_ids.HEADER))
@@ -74,32 +89,37 @@ class ScimPipeline:
         )
         scope[SCOPE_KEY] = context
         send_with_id = request_ids.TaggedSend(send, request_id, status=0)  # 0: not started
-
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         claimed = claimed_tenant(authorization)
-        uow = context.uow = (
-            self.wiring.request_uow_factory(claimed) if claimed is not None else None
-        )
-        principal = None
         try:
             try:
                 has_body = scope["method"] not in _READ_METHODS
+                if has_body:
+                    # Read the whole body before any thread or lock is taken: a slow client
+                    # holds nothing but its own connection.
+                    context.body = await _read_body(scope, receive, headers, self._body_limit)
+                if claimed is None:
+                    # No tenant in the token: refused before any database work.
+                    authenticate(authorization, self.wiring.uow_factory(None))
+                endpoint = self._match(scope)
+                uow = context.uow = self.wiring.uow_factory(claimed)
                 # POST /.search carries a body but only reads (RFC 7644 §3.4.3).
                 is_write = has_body and not scope["path"].endswith("/.search")
-                if has_body:
-                    # Read the whole body before any lock is taken: awaiting the network while
-                    # holding SQLite's write lock would stall every other request.
-                    context.body = await _read_body(scope, receive, headers, self._body_limit)
-                if uow is not None:
-                    # Authentication and the operation share one transaction.
-                    uow.begin_request(write=is_write)
-                # No tenant in the token: authentication fails before touching the database.
-                principal = authenticate(authorization, uow or self.wiring.uow_factory(None))
-                context.tenant_id = principal.tenant_id
-                self.rate_limits.admit(principal)
-                await self.app(scope, receive, send_with_id)
-            except HTTPException as error:  # routing: unknown path or method
-                context.error = _routing_error(error, scope)
+                async with self.pool.slot(claimed) as slot:
+                    response = await slot.call(
+                        self._serve,
+                        scope,
+                        context,
+                        uow,
+                        authorization,
+                        is_write,
+                        endpoint,
+                        on_abandon=uow.cancel,
+                    )
+                    if isinstance(response, StreamedResponse):
+                        await self._stream(response, slot, send_with_id)
+                        return
+                await response(scope, receive, send_with_id)
             except ScimError as error:
                 context.error = error
             except Exception:
@@ -110,22 +130,104 @@ class ScimPipeline:
                     request_id,
                 )
                 context.error = ScimError(500, "internal error")  # the request id follows
-            if context.error is not None:
-                if uow is not None:
-                    uow.close()  # roll back and let go of any lock before waiting on the network
-                # Not started yet; a streamed body that failed midway can only be cut short.
-                if send_with_id.status == 0:
-                    await error_response(context.error, request_id)(scope, receive, send_with_id)
+            # Not started yet; a streamed body that failed midway can only be cut short.
+            if context.error is not None and send_with_id.status == 0:
+                await error_response(context.error, request_id)(scope, receive, send_with_id)
         finally:
-            if uow is not None:
-                uow.close()
-            if principal is not None:
-                note_use(self.wiring.uow_factory, principal)
-            status = send_with_id.status or 500
-            self._record(scope, headers, context, status, authorization, started)
-            self.wiring.metrics.observe_scim(
-                scope["method"], scope["path"], status, context.error, started
+            await self._finish(scope, headers, context, send_with_id.status, authorization, started)
+
+    def _match(self, scope: Scope) -> Endpoint | ScimError:
+        """The route's endpoint (path parameters go into the scope), or the routing error to
+        answer once the token is known good."""
+        allowed = None
+        for route in self.routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                endpoint: Endpoint = route.endpoint
+                return endpoint
+            if match is Match.PARTIAL and allowed is None:
+                allowed = route
+        if allowed is not None:
+            return ScimError(405, f"{scope['method']} is not allowed on {scope['path']}")
+        return ScimError(404, f"{scope['path']} is not a SCIM endpoint of this server")
+
+    def _serve(
+        self,
+        scope: Scope,
+        context: ScimContext,
+        uow: UnitOfWork,
+        authorization: str | None,
+        is_write: bool,
+        endpoint: Endpoint | ScimError,
+    ) -> Response:
+        """In a pool thread: the request's one unit of work, from the token to the answer."""
+        if not is_write:
+            uow.reading()
+        with uow:  # one transaction: authentication and the operation; rolled back unless
+            # the service committed, and the connection given back, whatever happens
+            principal = authenticate(authorization, uow)
+            context.tenant_id = principal.tenant_id
+            context.principal = principal
+            self.rate_limits.admit(principal)
+            if isinstance(endpoint, ScimError):  # routing: an unknown path or method
+                raise endpoint
+            return endpoint(Request(scope))
+
+    async def _stream(self, response: StreamedResponse, slot: Slot, send: Send) -> None:
+        """Send a streamed body, each chunk read in the slot's thread; bounded in time."""
+        chunks = response.chunks
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": response.raw_headers,
+                }
             )
+            async with asyncio.timeout(self._stream_timeout):
+                while True:
+                    chunk = await slot.call(next, chunks, None)
+                    if chunk is None:
+                        break
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            # Ends the body's read transaction and gives its connection back, even when the
+            # client went away or the request was cancelled.
+            slot.call_soon(_close, chunks)
+
+    async def _finish(
+        self,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        context: ScimContext,
+        status: int,
+        authorization: str | None,
+        started: float,
+    ) -> None:
+        status = status or 500
+        if context.principal is not None:
+            self.log_buffer.note_use(context.principal)
+        error = context.error
+        if error is not None and error.status == 503:
+            # Refused for want of a database (an outage, a lock, a full pool): the tenant's log
+            # may not take it yet, so it always leaves a process-log line and a metric.
+            logger.warning(
+                "refused %s %s with 503 (%s): %s",
+                scope["method"],
+                scope["path"],
+                error.reason,
+                error.detail,
+                extra={"reason": error.reason, "status": 503},
+            )
+            self.wiring.metrics.observe_refusal(error.reason)
+        self._record(scope, headers, context, status, authorization, started)
+        self.wiring.metrics.observe_scim(scope["method"], scope["path"], status, error, started)
+        if self.log_buffer.writes_at_once:
+            # No thread free (ScimError): the entries wait for the next request's flush.
+            with contextlib.suppress(ScimError):
+                await self.pool.run(self.log_buffer.flush)
 
     def _record(
         self,
@@ -169,6 +271,19 @@ class ScimPipeline:
         for extra in context.log_entries:
             self.log_buffer.add(tenant_id, extra, claimed=claimed)
 
+    def stop(self, timeout: float) -> None:
+        """At shutdown: write what waits (the log, the rate-limit counts), within `timeout`."""
+        self.log_buffer.writer.stop(timeout)
+        self.log_buffer.flush()
+        self.rate_limits.writer.stop(timeout)
+        self.rate_limits.sync()
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
 
 async def _read_body(
     scope: Scope, receive: Receive, headers: dict[bytes, bytes], limit: int
@@ -191,14 +306,6 @@ async def _read_body(
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _routing_error(error: HTTPException, scope: Scope) -> ScimError:
-    if error.status_code == 405:
-        return ScimError(405, f"{scope['method']} is not allowed on {scope['path']}")
-    if error.status_code == 404:
-        return ScimError(404, f"{scope['path']} is not a SCIM endpoint of this server")
-    return ScimError(error.status_code, str(error.detail))
 
 
 def context_of(scope: MutableMapping[str, Any]) -> ScimContext:

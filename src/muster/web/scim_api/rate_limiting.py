@@ -1,33 +1,33 @@
-"""RateLimitGate: refuse a token's requests over its limit with 429; sync counts on a timer."""
+"""RateLimitGate: refuse a token's requests over its limit with 429; sync counts in a thread."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 import time
 
 from muster.errors import ScimError
 from muster.services.api_tokens import Principal
 from muster.services.rate_limits import RateLimiter
+from muster.web.background import BackgroundWriter
 from muster.web.wiring import Wiring
 
 logger = logging.getLogger("muster.scim")
 
 
 class RateLimitGate:
-    """The process's rate limiter, its sync timer, and the 429 it answers."""
+    """The process's rate limiter, the thread that syncs it, and the 429 it answers."""
 
     def __init__(self, wiring: Wiring) -> None:
         settings = wiring.settings
         self._wiring = wiring
-        self._interval = settings.rate_limit_sync_seconds
         self.limiter = (
             RateLimiter(settings.rate_limit_requests, settings.rate_limit_window_seconds)
             if settings.rate_limit_requests > 0
             else None
         )
-        self._timer: asyncio.TimerHandle | None = None
+        self.writer = BackgroundWriter(
+            "rate-limit-sync", settings.rate_limit_sync_seconds, self.sync
+        )
 
     def admit(self, principal: Principal) -> None:
         """Count the request against its token; raise ScimError 429 when over the limit."""
@@ -41,22 +41,15 @@ class RateLimitGate:
                 f"for this token; retry after {retry_after} s",
                 retry_after=retry_after,
             )
-        if self._timer is None:
-            # Like the log buffer: on the loop, between requests, never inside a request's
-            # transaction (SQLite's write lock is held by one connection at a time).
-            # An empty context: the sync's own log lines belong to no request.
-            self._timer = asyncio.get_running_loop().call_later(
-                self._interval, self.sync, context=contextvars.Context()
-            )
+        self.writer.wake()
 
-    def sync(self) -> None:
-        """Add this process's counts to the shared ones now."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def sync(self) -> bool:
+        """Add this process's counts to the shared ones now; return whether that worked."""
         if self.limiter is None:
-            return
+            return True
         try:
             self.limiter.sync(self._wiring.uow_factory(None), time.time())
-        except Exception:  # the counts stay unsynced and go with the next sync
-            logger.exception("could not sync rate-limit counts")
+        except Exception as error:  # the counts stay unsynced and go with the next sync
+            logger.warning("could not sync rate-limit counts yet (%s)", type(error).__name__)
+            return False
+        return True

@@ -116,7 +116,7 @@ class ScimRequest:
         if quirks:
             self.context.quirks.extend(quirks)
 
-    async def json(self) -> Any:
+    def json(self) -> Any:
         """Parse the JSON body the pipeline read; 400 invalidSyntax when malformed."""
         raw = self.context.body
         if not raw.strip():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,23 @@ class ScimResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+class StreamedResponse(Response):
+    """An application/scim+json body produced chunk by chunk by blocking reads.
+
+    The pipeline pulls each chunk in the request's pool thread (web/scim_api/pipeline.py),
+    never on the event loop, and closes the iterator when the body ends or the client goes.
+    """
+
+    media_type = ScimResponse.media_type
+
+    def __init__(
+        self, chunks: Iterator[bytes], *, status_code: int, headers: Mapping[str, str]
+    ) -> None:
+        self.chunks = chunks
+        self.status_code = status_code
+        self.init_headers(headers)
 
 
 def _timestamp(moment: datetime) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, Router
+from starlette.routing import Route
 
 from muster.errors import ScimError
 from muster.web.scim_api import bulk, discovery, groups, searches, users
@@ -12,7 +12,7 @@ from muster.web.scim_api.pipeline import ScimPipeline
 from muster.web.wiring import Wiring
 
 
-async def not_implemented(request: Request) -> Response:
+def not_implemented(request: Request) -> Response:
     raise ScimError.not_implemented(f"{request.url.path.rsplit('/', 1)[-1]} is not supported")
 
 
@@ -52,4 +52,4 @@ def scim_app(wiring: Wiring) -> ScimPipeline:
         Route("/Bulk", bulk.run_bulk, methods=["POST"]),
         Route("/Me", not_implemented, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    return ScimPipeline(Router(routes), wiring)
+    return ScimPipeline(routes, wiring)

@@ -11,10 +11,10 @@ from muster.web.scim_api.requests import ScimRequest
 from muster.web.scim_api.responses import group_body, member_items, scim_response, user_body
 
 
-async def search_resources(request: Request) -> Response:
+def search_resources(request: Request) -> Response:
     """POST /.search: every matching User, then every matching Group, by index or cursor."""
     scim = ScimRequest.of(request)
-    scim.use_params(search_request_params(await scim.json()))
+    scim.use_params(search_request_params(scim.json()))
     query = scim.list_query()
     projection = scim.projection
     with_members = projection.wants("members")

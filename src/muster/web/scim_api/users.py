@@ -22,15 +22,15 @@ def _user_response(scim: ScimRequest, user: StoredUser, *, status: int = 200) ->
     return ScimResponse(scim.projection.apply(body), status_code=status, headers=headers)
 
 
-async def create_user(request: Request) -> Response:
+def create_user(request: Request) -> Response:
     """POST /Users: create a user (or revive a deactivated one) and answer 201."""
     scim = ScimRequest.of(request)
-    outcome = scim.run(users.create_user, await scim.json())
+    outcome = scim.run(users.create_user, scim.json())
     scim.note(resource_id=outcome.user.user_id, quirks=outcome.quirks)
     return _user_response(scim, outcome.user, status=201)
 
 
-async def get_user(request: Request) -> Response:
+def get_user(request: Request) -> Response:
     """GET /Users/{id}."""
     scim = ScimRequest.of(request)
     projection = scim.projection
@@ -42,7 +42,7 @@ async def get_user(request: Request) -> Response:
     return _user_response(scim, user)
 
 
-async def list_users(request: Request, scim: ScimRequest | None = None) -> Response:
+def list_users(request: Request, scim: ScimRequest | None = None) -> Response:
     """GET /Users?filter=...&startIndex=...&count=... (or &cursor=..., RFC 9865)."""
     scim = scim or ScimRequest.of(request)
     query = scim.list_query()
@@ -61,38 +61,38 @@ async def list_users(request: Request, scim: ScimRequest | None = None) -> Respo
     return scim_response(list_response(total, query.start_index, resources))
 
 
-async def replace_user(request: Request) -> Response:
+def replace_user(request: Request) -> Response:
     """PUT /Users/{id}: replace a user's mutable attributes."""
     scim = ScimRequest.of(request)
     outcome = scim.run(
         users.replace_user,
         request.path_params["user_id"],
-        await scim.json(),
+        scim.json(),
         if_match=scim.if_match,
     )
     scim.note(quirks=outcome.quirks)
     return _user_response(scim, outcome.user)
 
 
-async def patch_user(request: Request) -> Response:
+def patch_user(request: Request) -> Response:
     """PATCH /Users/{id}: apply a PatchOp and answer 200 with the user."""
     scim = ScimRequest.of(request)
     outcome = scim.run(
-        users.patch_user, request.path_params["user_id"], await scim.json(), if_match=scim.if_match
+        users.patch_user, request.path_params["user_id"], scim.json(), if_match=scim.if_match
     )
     scim.note(quirks=outcome.quirks)
     return _user_response(scim, outcome.user)
 
 
-async def delete_user(request: Request) -> Response:
+def delete_user(request: Request) -> Response:
     """DELETE /Users/{id}: 204 No Content."""
     scim = ScimRequest.of(request)
     scim.run(users.delete_user, request.path_params["user_id"], if_match=scim.if_match)
     return Response(status_code=204)
 
 
-async def search_users(request: Request) -> Response:
+def search_users(request: Request) -> Response:
     """POST /Users/.search: a list query sent as a SearchRequest (RFC 7644 §3.4.3)."""
     scim = ScimRequest.of(request)
-    scim.use_params(search_request_params(await scim.json()))
-    return await list_users(request, scim)
+    scim.use_params(search_request_params(scim.json()))
+    return list_users(request, scim)

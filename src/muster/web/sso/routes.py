@@ -8,11 +8,11 @@ re-checks that row's user, so a deactivation or deletion ends the session at onc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -25,8 +25,11 @@ from muster.services import sign_in, sign_in_log
 from muster.services.clock import utcnow
 from muster.services.sign_in import SsoTenant
 from muster.web.console.forms import FormTooLarge, read_form
-from muster.web.templates import template_environment
+from muster.web.templates import template_environment, with_retry_after
 from muster.web.wiring import Wiring
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 HERE = Path(__file__).parent
 ROOT = "/sso"
@@ -173,7 +176,8 @@ class SsoPages:
     ) -> Response:
         base = f"{ROOT}/{tenant.slug}" if tenant else ROOT
         html = self.env.get_template(template).render(tenant=tenant, base=base, **context)
-        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+        headers = with_retry_after(SECURITY_HEADERS, status)
+        return HTMLResponse(html, status_code=status, headers=headers)
 
     def refused(self, tenant: SsoTenant | None, code: Refusal) -> Response:
         return self.render(
@@ -184,15 +188,21 @@ class SsoPages:
             explanation=EXPLANATIONS[code],
         )
 
+    async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a service call (a SAML check, a database call) in the blocking pool."""
+        return await self.wiring.blocking.run(fn, *args, **kwargs)
+
     async def tenant(self, request: Request) -> SsoTenant | None:
         try:
-            return await run_in_threadpool(
+            return await self.run(
                 sign_in.sso_tenant,
                 self.wiring.uow_factory(None),
                 request.path_params["tenant"],
                 self.base_url(request),
             )
-        except ScimError:
+        except ScimError as error:
+            if error.status != 404:
+                raise  # the database is down (503): not an unknown account
             return None
 
 
@@ -243,7 +253,7 @@ async def home(request: Request) -> Response:
     tenant = await pages.tenant(request)
     if tenant is None:
         return _no_tenant(pages)
-    person = await run_in_threadpool(
+    person = await pages.run(
         sign_in.current_person,
         pages.wiring.uow_factory(tenant.tenant_id),
         request.cookies.get(SESSION_COOKIE),
@@ -263,7 +273,7 @@ async def login(request: Request) -> Response:
     if tenant is None:
         return _no_tenant(pages)
     try:
-        url = await run_in_threadpool(
+        url = await pages.run(
             sign_in.start_sign_in, pages.wiring.uow_factory(tenant.tenant_id), tenant
         )
     except SamlRefusal as refusal:
@@ -281,7 +291,7 @@ async def acs(request: Request) -> Response:
     try:
         form = await read_form(request, max_bytes=MAX_ACS_BODY)
     except FormTooLarge:
-        await run_in_threadpool(
+        await pages.run(
             sign_in_log.record_attempt,
             uow,
             at=utcnow(),
@@ -292,7 +302,7 @@ async def acs(request: Request) -> Response:
         )
         return pages.refused(tenant, Refusal.RESPONSE_TOO_LARGE)
     try:
-        admitted = await run_in_threadpool(
+        admitted = await pages.run(
             sign_in.sign_in_with_response, uow, tenant, form.get("SAMLResponse", "")
         )
     except SamlRefusal as refusal:
@@ -311,9 +321,7 @@ async def sign_out(request: Request) -> Response:
         return _no_tenant(pages)
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
-        await run_in_threadpool(
-            sign_in.sign_out, pages.wiring.uow_factory(tenant.tenant_id), secret
-        )
+        await pages.run(sign_in.sign_out, pages.wiring.uow_factory(tenant.tenant_id), secret)
     response = pages.render("signed_out.html", tenant)
     response.delete_cookie(SESSION_COOKIE, path=f"{ROOT}/{tenant.slug}")
     return response
