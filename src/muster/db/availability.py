@@ -73,21 +73,24 @@ def unavailable_for(reason: str) -> ScimError:
 
 
 def reason_of(error: BaseException) -> str | None:
-    """A fixed word naming a transient database failure, or None for anything else."""
+    """A fixed word naming a transient database failure, or None for anything else.
+
+    Takes SQLAlchemy's exceptions and the drivers' own (a hook on the driver raises those).
+    """
     if isinstance(error, exc.TimeoutError):  # the pool had no connection free in time
         return "pool_timeout"
     if isinstance(error, exc.DisconnectionError):
         return "unreachable"
-    if not isinstance(error, exc.DBAPIError):
-        return None
-    original = error.orig
+    original: BaseException | None = error.orig if isinstance(error, exc.DBAPIError) else error
     code = getattr(original, "sqlite_errorcode", None)
     if isinstance(code, int):
         return _SQLITE.get(code & 0xFF)
     state = getattr(original, "sqlstate", None)
     if isinstance(state, str):
         return _POSTGRES.get(state) or ("unreachable" if state[:2] in _CLASSES else None)
-    if error.connection_invalidated or isinstance(error, exc.OperationalError):
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return "unreachable"
+    if type(original).__name__ == "OperationalError":
         # psycopg raises OperationalError with no SQLSTATE when it cannot connect, or when the
         # server went away mid-request (the socket closed, Muster shut it, a timeout).
         return "unreachable"

@@ -219,23 +219,46 @@ def driver_begin(conn: Connection, *, write: bool) -> None:
 
     SQLite gets BEGIN or BEGIN IMMEDIATE; psycopg opens one implicitly at the first statement.
     A later Connection.execute() joins it (see _on_begin); commit or roll back with
-    driver_end().
+    driver_end(). Driver errors come out as SQLAlchemy's, as from Connection.execute().
     """
     if conn.dialect.name == "sqlite":
         driver: Any = conn.connection.driver_connection
-        driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        try:
+            driver.execute(statement)
+        except conn.dialect.loaded_dbapi.Error as error:
+            raise _wrapped(conn, statement, error) from error
 
 
 def driver_end(conn: Connection, *, commit: bool) -> None:
     """Commit or roll back whatever transaction is open, SQLAlchemy's or the driver's alone."""
-    if conn.in_transaction():
+    # get_transaction(), not in_transaction(): a transaction whose commit failed is inactive
+    # yet still SQLAlchemy's, and only its rollback() clears it.
+    if conn.get_transaction() is not None:
         if commit:
             conn.commit()
         else:
             conn.rollback()
         return
     driver: Any = conn.connection.driver_connection
-    if commit:
-        driver.commit()
-    else:
-        driver.rollback()
+    try:
+        if commit:
+            driver.commit()
+        else:
+            driver.rollback()
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _wrapped(conn, "COMMIT" if commit else "ROLLBACK", error) from error
+
+
+def _wrapped(conn: Connection, statement: str, error: Any) -> exc.StatementError:
+    dialect = conn.dialect
+    is_disconnect = dialect.is_disconnect(error, conn.connection.driver_connection, None)
+    wrapped: exc.StatementError = exc.DBAPIError.instance(
+        statement,
+        None,
+        error,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=is_disconnect,
+        dialect=dialect,
+    )
+    return wrapped

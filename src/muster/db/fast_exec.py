@@ -82,8 +82,14 @@ def _call(conn: Connection, prepared: _Prepared, arguments: Any, method: str) ->
         return driver.execute(prepared.sql, arguments)
     except dialect.loaded_dbapi.Error as error:
         # The same exception classes Connection.execute raises (IntegrityError, DataError...).
+        # A lost connection is flagged as SQLAlchemy flags it, so it is never lent out again.
         raise DBAPIError.instance(
-            prepared.sql, arguments, error, dialect.loaded_dbapi.Error, dialect=dialect
+            prepared.sql,
+            arguments,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=dialect.is_disconnect(error, driver, None),
+            dialect=dialect,
         ) from error
 
 

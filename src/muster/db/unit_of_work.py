@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sqlite3
 from types import TracebackType
 from typing import Any, Self
 
+import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -42,7 +44,8 @@ from muster.db.statements import EVENTS as EVENTS_KEY
 from muster.db.webhook_repositories import WebhookQueue, WebhookRepository
 from muster.errors import ScimError
 
-_DATABASE_ERRORS = (DBAPIError, PoolTimeout, DisconnectionError)
+# SQLAlchemy's, and the drivers' own (raised from a hook on the driver, see db/engine.py).
+_DATABASE_ERRORS = (DBAPIError, PoolTimeout, DisconnectionError, sqlite3.Error, psycopg.Error)
 
 
 class ConnectionShelf:
@@ -165,8 +168,8 @@ class UnitOfWork:
         conn = self._connection()
         if self._cancelled:  # the request was given up: its answer said nothing was written
             raise availability.unavailable_for("interrupted")
+        driver_end(conn, commit=True)  # a commit that fails leaves the rollback to __exit__
         self._owner = 0
-        driver_end(conn, commit=True)
 
     def cancel(self) -> None:
         """Give this unit of work up from another thread: interrupt its call, never commit."""
@@ -198,6 +201,13 @@ class UnitOfWork:
             if conn is not None and not conn.invalidated:
                 conn.invalidate()  # a connection that cannot roll back is not reused
         finally:
+            if (
+                isinstance(exc, DBAPIError)
+                and exc.connection_invalidated
+                and conn is not None
+                and not conn.invalidated
+            ):
+                conn.invalidate()  # it died under this transaction: never lend it again
             if depth <= 1:
                 self._depth = 0
                 self._release()
@@ -221,6 +231,13 @@ class UnitOfWork:
             return
         if self._cancelled and not conn.invalidated:
             conn.invalidate()  # it may still be mid-call on a frozen server
+        elif conn.get_transaction() is not None and not conn.invalidated:
+            # SQLAlchemy's bookkeeping of a transaction the driver already ended (a failed
+            # commit): cleared, so the next unit of work starts clean.
+            try:
+                conn.rollback()
+            except _DATABASE_ERRORS:
+                conn.invalidate()
         if self._shelf is not None:
             self._shelf.put_back(conn)
         else:
