@@ -90,8 +90,11 @@ def reason_of(error: BaseException) -> str | None:
         return _POSTGRES.get(state) or ("unreachable" if state[:2] in _CLASSES else None)
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return "unreachable"
-    if type(original).__name__ == "OperationalError":
-        # psycopg raises OperationalError with no SQLSTATE when it cannot connect, or when the
-        # server went away mid-request (the socket closed, Muster shut it, a timeout).
+    if isinstance(error, exc.OperationalError) or any(
+        cls.__name__ == "OperationalError" for cls in type(original).__mro__
+    ):
+        # psycopg raises OperationalError (or a subclass: ConnectionTimeout) with no SQLSTATE
+        # when it cannot connect, or when the server went away mid-request (the socket
+        # closed, Muster shut it, a timeout).
         return "unreachable"
     return None

@@ -15,7 +15,7 @@ from muster.db import schema
 from muster.db.engine import make_engine
 from muster.db.health import DatabaseHealth, Health
 from muster.db.pool_usage import watch_pool
-from muster.db.unit_of_work import ConnectionShelf, UnitOfWork
+from muster.db.unit_of_work import ConnectionShelf, UnitOfWork, WriteTurn
 
 __all__ = ["Database", "Health", "UnitOfWork"]
 
@@ -56,6 +56,8 @@ class Database:
             if is_sqlite and not self.is_in_memory
             else None
         )
+        # SQLite has one writer: this process's threads take turns before asking SQLite.
+        self._write_turn = WriteTurn(settings.sqlite_busy_timeout_ms / 1000) if is_sqlite else None
         self.health = DatabaseHealth(
             self.engine, self._heartbeat_engine(), head_revision=schema.head_revision
         )
@@ -69,7 +71,7 @@ class Database:
 
     def uow(self, tenant_id: str | None = None) -> UnitOfWork:
         """A unit of work for one tenant, or a platform-level one (tenants, tokens by slug)."""
-        return UnitOfWork(self.engine, tenant_id, shelf=self._shelf)
+        return UnitOfWork(self.engine, tenant_id, shelf=self._shelf, write_turn=self._write_turn)
 
     def upgrade(self) -> None:
         """Apply every pending migration."""

@@ -21,9 +21,9 @@ import contextvars
 import logging
 import queue
 import threading
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from muster.errors import ScimError
@@ -33,6 +33,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 # Requests allowed to wait for a slot, per slot; a queue longer than this is answered 503 at once.
 WAITERS_PER_SLOT = 8
+# How often the calls in the threads are checked against the call timeout.
+WATCH_SECONDS = 0.5
 
 BUSY = "busy"
 STALLED = "stalled"
@@ -57,7 +59,18 @@ def refusal(reason: str) -> ScimError:
 
 
 class _Job:
-    __slots__ = ("args", "context", "error", "fn", "future", "loop", "result", "slot")
+    __slots__ = (
+        "args",
+        "context",
+        "error",
+        "fn",
+        "future",
+        "loop",
+        "on_abandon",
+        "result",
+        "slot",
+        "started",
+    )
 
     def __init__(
         self,
@@ -66,8 +79,11 @@ class _Job:
         future: asyncio.Future[Any] | None,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
+        on_abandon: Callable[[], None] | None,
     ) -> None:
         self.slot, self.loop, self.future, self.fn, self.args = slot, loop, future, fn, args
+        self.on_abandon = on_abandon
+        self.started = time.monotonic()
         self.context = contextvars.copy_context()  # the request id reaches the thread's logs
         self.result: Any = None
         self.error: BaseException | None = None
@@ -117,12 +133,8 @@ class Slot:
         """Run fn(*args) in this slot's thread; 503 if it runs past the pool's call timeout."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        job = self._start(loop, future, fn, args)
-        timer = loop.call_later(self._pool.call_timeout, self._expire, job, on_abandon)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        self._start(loop, future, fn, args, on_abandon)
+        return await future
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run fn(*args) in this slot's thread without waiting (cleanup that must happen even
@@ -131,7 +143,7 @@ class Slot:
         if self._running is not None:
             self._then.append((fn, args))
             return
-        self._start(asyncio.get_running_loop(), None, fn, args)
+        self._start(asyncio.get_running_loop(), None, fn, args, None)
 
     def _start(
         self,
@@ -139,14 +151,15 @@ class Slot:
         future: asyncio.Future[Any] | None,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
-    ) -> _Job:
+        on_abandon: Callable[[], None] | None,
+    ) -> None:
         if self._released or self._running is not None:
             raise RuntimeError("a slot runs one call at a time, and only while it is held")
-        job = self._running = _Job(self, loop, future, fn, args)
+        job = self._running = _Job(self, loop, future, fn, args, on_abandon)
         self._pool._submit(job)
-        return job
 
-    def _expire(self, job: _Job, on_abandon: Callable[[], None] | None) -> None:
+    def _expire(self, job: _Job) -> None:
+        """The call ran past the timeout: answer 503 now and tell it to stop."""
         future = job.future
         if future is None or future.done():
             return
@@ -154,17 +167,19 @@ class Slot:
             "a request's blocking work ran past %.0f s: given up", self._pool.call_timeout
         )
         future.set_exception(refusal(TIMED_OUT))
-        if on_abandon is not None:
+        if job.on_abandon is not None:
             try:
-                on_abandon()
+                job.on_abandon()
             except Exception:
                 logger.exception("could not stop a request that was given up")
 
     def _job_done(self) -> None:
         job, self._running = self._running, None
+        if job is not None:
+            self._pool._running.discard(job)
         if self._then and job is not None:
             fn, args = self._then.pop(0)
-            self._start(job.loop, None, fn, args)
+            self._start(job.loop, None, fn, args, None)
             return
         if self._release_pending:
             self.release()
@@ -178,6 +193,25 @@ class Slot:
             return
         self._released = True
         self._pool._release(self.key)
+
+
+class _Holding:
+    """`async with pool.slot(key)`: waits for a slot, and gives it back at the end."""
+
+    __slots__ = ("_key", "_pool", "_slot")
+
+    def __init__(self, pool: BlockingPool, key: str | None) -> None:
+        self._pool, self._key = pool, key
+        self._slot: Slot | None = None
+
+    async def __aenter__(self) -> Slot:
+        await self._pool._acquire(self._key)
+        self._slot = Slot(self._pool, self._key)
+        return self._slot
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._slot is not None:
+            self._slot.release()
 
 
 class BlockingPool:
@@ -201,18 +235,17 @@ class BlockingPool:
         self._held: dict[str, int] = {}
         self._waiters: deque[tuple[str | None, asyncio.Future[None]]] = deque()
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._running: set[_Job] = set()  # calls in a thread now, watched for the timeout
+        self._watch: asyncio.TimerHandle | None = None
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    @asynccontextmanager
-    async def slot(self, key: str | None = None) -> AsyncIterator[Slot]:
-        """Hold one slot (a thread) for a request's blocking calls; 503 when none comes."""
-        await self._acquire(key)
-        held = Slot(self, key)
-        try:
-            yield held
-        finally:
-            held.release()
+    def slot(self, key: str | None = None) -> _Holding:
+        """Hold one slot (a thread) for a request's blocking calls; 503 when none comes.
+
+        `async with pool.slot(tenant_id) as slot: await slot.call(fn, ...)`.
+        """
+        return _Holding(self, key)
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run one blocking call in a slot of its own (no tenant share applies)."""
@@ -293,7 +326,23 @@ class BlockingPool:
     def _submit(self, job: _Job) -> None:
         if len(self._threads) < self.size:
             self._start_thread()
+        self._running.add(job)
+        if self._watch is None:
+            self._watch = job.loop.call_later(WATCH_SECONDS, self._watch_calls, job.loop)
         self._jobs.put(job)
+
+    def _watch_calls(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give up the calls that ran past the call timeout; look again while any runs.
+
+        One timer for all calls rather than one per call: it costs nothing per request.
+        """
+        self._watch = None
+        now = time.monotonic()
+        for job in list(self._running):
+            if now - job.started > self.call_timeout:
+                job.slot._expire(job)
+        if self._running:
+            self._watch = loop.call_later(WATCH_SECONDS, self._watch_calls, loop)
 
     def _start_thread(self) -> None:
         with self._lock:
