@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Engine
@@ -9,6 +10,7 @@ from starlette.testclient import TestClient
 
 from muster.app import create_app
 from muster.config import Settings
+from muster.scim.nesting import MAX_DEPTH
 from muster.scim.records import TenantInfo
 from muster.services import provisioning_log
 from tests.factories import OKTA_HEADERS, build_user, suffix
@@ -204,3 +206,17 @@ def test_an_operation_version_is_its_if_match(okta: TestClient) -> None:
     assert [r["status"] for r in results] == ["412", "200"]
     assert results[1]["version"] != user["meta"]["version"]
     assert okta.get(f"/scim/v2{path}").json()["active"] is False
+
+
+def test_data_nested_deeper_than_the_limit_is_400_and_writes_nothing(okta: TestClient) -> None:
+    # Issue 14: ~1,000 nested arrays (orjson reads up to 1,024) hit a RecursionError: a 500.
+    operation = _post_user("deep", nickName="@@")
+    body = json.dumps({"schemas": [BULK], "Operations": [_post_user("ok"), operation]})
+    raw = body.replace('"@@"', "[" * 1000 + '"x"' + "]" * 1000).encode()
+
+    response = okta.post("/scim/v2/Bulk", content=raw)
+
+    assert response.status_code == 400
+    assert response.json()["scimType"] == "invalidValue"
+    assert f"Operations[1].data nests deeper than {MAX_DEPTH} levels" in response.json()["detail"]
+    assert okta.get("/scim/v2/Users").json()["totalResults"] == 0

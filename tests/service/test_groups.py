@@ -835,3 +835,20 @@ def test_a_group_write_checks_the_version_in_the_statement_that_writes(
     monkeypatch.undo()
     after = groups.get_group(uow, group.group_id)
     assert (after.document, after.version) == (group.document, group.version)
+
+
+def test_many_one_member_remove_operations_remove_each_member_once(
+    uow: UnitOfWork, engine: Engine
+) -> None:
+    # Okta's one-remove-per-member PatchOp runs as one set-based step (scim/groups.py).
+    people = given_users(uow, 20)  # the tenant has 25 seats
+    group = given_group(uow, members=members(*(p.user_id for p in people)))
+    removes = [{"op": "remove", "path": f'members[value eq "{p.user_id}"]'} for p in people[:15]]
+
+    _patch(uow, group.group_id, *removes, removes[0])
+
+    assert member_ids(engine, group.group_id) == {p.user_id for p in people[15:]}
+    with uow.reading():
+        removed = [e.data["userId"] for e in uow.events.after(0, 1000)
+                   if e.type == "group.member_removed"]  # fmt: skip
+    assert sorted(removed) == sorted(p.user_id for p in people[:15])

@@ -13,8 +13,10 @@ import pytest
 from muster.db.repositories import UserRepository
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError, ScimType
+from muster.scim import resources
 from muster.scim.listing import ListQuery, parse_filter
 from muster.scim.records import StoredUser, TenantInfo
+from muster.scim.resources import MAX_MULTI_VALUES
 from muster.services import tenants, users
 from tests.factories import ENTERPRISE_URN, USER_URN, build_user, given_tenant, given_user, patch_op
 
@@ -974,3 +976,62 @@ def test_a_write_checks_the_version_in_the_statement_that_writes(
     assert error.status == 412 and "changed by another request" in error.detail
     monkeypatch.undo()
     _unchanged(uow, user)
+
+
+# bounded cost (issue 13)
+
+
+def test_patch_user_refuses_more_emails_than_the_limit(uow: UnitOfWork) -> None:
+    # Issue 13: a PATCH adding ~90,000 distinct values to emails (615 KiB) ran 36 s in a
+    # quadratic duplicate check. It is refused for its size now, and changes nothing.
+    user = given_user(uow)
+    values = [f"e{i}" for i in range(90_000)]
+
+    error = _refused(
+        users.patch_user,
+        uow,
+        user.user_id,
+        patch_op({"op": "add", "path": "emails", "value": values}),
+        if_match=None,
+    )
+
+    assert (error.status, error.scim_type) == (400, ScimType.INVALID_VALUE)
+    assert f"emails has 90000 values; at most {MAX_MULTI_VALUES}" in error.detail
+    assert users.get_user(uow, user.user_id).document == user.document
+
+
+def test_patch_user_adds_emails_up_to_the_limit_and_finds_the_user_by_the_last(
+    uow: UnitOfWork,
+) -> None:
+    user = given_user(uow)
+    values = [{"value": f"alias{i}@example.com", "type": "other"} for i in range(99)]
+
+    users.patch_user(
+        uow, user.user_id, patch_op({"op": "add", "path": "emails", "value": values}), if_match=None
+    )
+
+    assert len(users.get_user(uow, user.user_id).document["emails"]) == MAX_MULTI_VALUES
+    assert _listed(uow, 'emails.value eq "alias98@example.com"')[0] == 1
+
+
+def test_create_user_refuses_more_phone_numbers_than_the_limit(uow: UnitOfWork) -> None:
+    phones = [{"value": f"+1 555 {i:07d}"} for i in range(MAX_MULTI_VALUES + 1)]
+
+    error = _refused(users.create_user, uow, build_user(phoneNumbers=phones))
+
+    assert error.scim_type == ScimType.INVALID_VALUE and "phoneNumbers" in error.detail
+    assert _listed(uow)[0] == 0
+
+
+def test_a_user_stored_with_more_values_than_the_limit_can_still_be_deactivated(
+    uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phones = [{"value": f"+1 555 {i:07d}"} for i in range(MAX_MULTI_VALUES + 5)]
+    with monkeypatch.context() as before_the_limit:
+        before_the_limit.setattr(resources, "MAX_MULTI_VALUES", 1000)
+        user = given_user(uow, phoneNumbers=phones)
+
+    deactivated = _deactivate(uow, user.user_id)
+
+    assert deactivated.active is False
+    assert deactivated.document["phoneNumbers"] == phones

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from muster.errors import ScimError
+from muster.scim.nesting import MAX_DEPTH, too_deep
+from muster.scim.patching import MAX_COMPLEX_PATH_CHARACTERS, complex_path_characters, too_complex
 
 BULK_REQUEST_URN = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE_URN = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
@@ -22,6 +24,9 @@ _RESOURCE_TYPES = {"users": "User", "groups": "Group"}
 _PREFIX = "bulkId:"
 # A reference inside a path or a PatchOp path: /Users/bulkId:qwerty, members[value eq "bulkId:x"]
 _IN_PATH = re.compile(r"bulkId:([^\s\"'\[\]/,()]+)")
+# The bulkIds a circular-reference error names; the others of the cycle are counted. Each
+# operation of the cycle carries the error, so naming them all made the answer quadratic.
+_NAMED_IN_CYCLE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +57,39 @@ class Step:
     error: ScimError | None = None
 
 
-def _references(value: Any, found: set[str], *, is_path: bool = False) -> None:
-    if isinstance(value, str):
-        if is_path:
-            found.update(_IN_PATH.findall(value))
-        elif value.startswith(_PREFIX) and len(value) > len(_PREFIX):
-            found.add(value[len(_PREFIX) :])
-    elif isinstance(value, list):
-        for item in value:
-            _references(item, found)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _references(item, found, is_path=isinstance(key, str) and key.lower() == "path")
+def _references(value: Any, found: set[str], where: str, *, is_path: bool = False) -> None:
+    """Add the bulkIds `value` references to `found`; refuse nesting deeper than MAX_DEPTH."""
+    if not isinstance(value, dict | list):
+        if isinstance(value, str):
+            _string_references(value, found, is_path)
+        return
+    # A loop over a stack of containers, not recursion: `data` may nest as deep as orjson
+    # reads (1024 levels), past Python's recursion limit (issue 14).
+    containers: list[tuple[Any, int]] = [(value, 1)]
+    while containers:
+        container, depth = containers.pop()
+        if depth > MAX_DEPTH:
+            raise too_deep(where)
+        if isinstance(container, dict):
+            for key, item in container.items():
+                if isinstance(item, str):
+                    in_path = isinstance(key, str) and key.lower() == "path"
+                    _string_references(item, found, in_path)
+                elif isinstance(item, dict | list):
+                    containers.append((item, depth + 1))
+        else:
+            for item in container:
+                if isinstance(item, str):
+                    _string_references(item, found, False)
+                elif isinstance(item, dict | list):
+                    containers.append((item, depth + 1))
+
+
+def _string_references(text: str, found: set[str], is_path: bool) -> None:
+    if is_path:
+        found.update(_IN_PATH.findall(text))
+    elif text.startswith(_PREFIX) and len(text) > len(_PREFIX):
+        found.add(text[len(_PREFIX) :])
 
 
 def _fields(raw: dict[str, Any]) -> dict[str, Any]:
@@ -111,9 +137,9 @@ def _operation(index: int, raw: Any) -> BulkOperation:
     if method != "DELETE" and not isinstance(data, dict):
         raise ScimError.invalid_syntax(f"{where}.data must be a JSON object for {method}")
     found: set[str] = set()
-    _references(path, found, is_path=True)
+    _references(path, found, f"{where}.path", is_path=True)
     if method != "DELETE":
-        _references(data, found)
+        _references(data, found, f"{where}.data")
     return BulkOperation(
         index, method, path, bulk_id, version, data, resource_type, frozenset(found)
     )
@@ -145,6 +171,11 @@ def parse_bulk_request(payload: Any, *, max_operations: int) -> BulkRequest:
     ):
         raise ScimError.invalid_value("failOnErrors must be a positive integer")
     operations = [_operation(i, raw) for i, raw in enumerate(raw_operations)]
+    # One budget for the whole request: each PATCH alone may stay under it, but the full
+    # grammar reads ~4 µs a character, and a megabyte of such paths is seconds.
+    patches = (op.data for op in operations if op.method == "PATCH")
+    if sum(map(complex_path_characters, patches)) > MAX_COMPLEX_PATH_CHARACTERS:
+        raise too_complex("the complex paths of this BulkRequest's PATCH operations")
     seen: set[str] = set()
     for operation in operations:
         if operation.method == "POST" and operation.bulk_id is not None:
@@ -192,7 +223,10 @@ def schedule(operations: list[BulkOperation]) -> list[Step]:
     ran = set(order)
     stuck = [op for op in operations if op.index not in ran]
     if stuck:
-        ids = ", ".join(repr(op.bulk_id) for op in stuck if op.bulk_id) or "(none)"
+        named = [repr(op.bulk_id) for op in stuck if op.bulk_id]
+        ids = ", ".join(named[:_NAMED_IN_CYCLE]) or "(none)"
+        if len(named) > _NAMED_IN_CYCLE:
+            ids += f" and {len(named) - _NAMED_IN_CYCLE} more"
         for op in stuck:
             steps.append(
                 Step(op, ScimError(409, f"circular bulkId references among bulkIds {ids}"))
@@ -206,6 +240,7 @@ def resolve(operation: BulkOperation, created: dict[str, str]) -> tuple[str, Any
     def swap(match: re.Match[str]) -> str:
         return _created(match.group(1), created)
 
+    # Recursive, but parse_bulk_request refused any data nested deeper than MAX_DEPTH.
     def walk(value: Any, is_path: bool = False) -> Any:
         if isinstance(value, str):
             if is_path:

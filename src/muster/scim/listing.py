@@ -9,10 +9,27 @@ from typing import Any, Protocol
 
 import orjson
 from scim2_models import ScimFilter
-from scim2_models.path import AttrPath, CompareOperator, Comparison, FilterNode
+from scim2_models.path import (
+    AttrPath,
+    CompareOperator,
+    Comparison,
+    FilterNode,
+    LogicalExpr,
+    Not,
+    Present,
+    ValuePath,
+)
 
 from muster.errors import ScimError
 from muster.scim.schemas import LIST_RESPONSE_URN, SEARCH_REQUEST_URN
+
+# The longest filter read: scim2-models' grammar reads ~2 µs a character (~9 µs inside nested
+# parentheses). Okta's and Entra's filters are under 200 characters.
+MAX_FILTER_LENGTH = 4096
+# Comparisons and presence tests one filter may hold. Each becomes SQL evaluated on every
+# candidate row (~0.6 µs a row on SQLite for one on the JSON document) and costs ~0.3 ms to
+# build, ~0.7 ms over a multi-valued attribute. IdPs send one to three.
+MAX_FILTER_TERMS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +72,44 @@ def _simple_equality(text: str) -> FilterNode | None:
 
 
 def parse_filter(text: str) -> FilterNode:
-    """Parse RFC 7644 §3.4.2.2 filter text into scim2-models' tree; bad syntax -> invalidFilter."""
+    """Parse RFC 7644 §3.4.2.2 filter text into scim2-models' tree; bad syntax -> invalidFilter.
+
+    A filter longer than MAX_FILTER_LENGTH or with more than MAX_FILTER_TERMS terms -> tooMany.
+    """
+    if len(text) > MAX_FILTER_LENGTH:
+        raise ScimError.too_many(
+            f"filter is {len(text)} characters long; at most {MAX_FILTER_LENGTH} are accepted"
+        )
     simple = _simple_equality(text)
     if simple is not None:
         return simple
     try:
-        return ScimFilter(text).ast
+        node: FilterNode = ScimFilter(text).ast
     except Exception as error:  # scim2-models raises its own exception types for bad filters
         raise ScimError.invalid_filter(f"filter {text!r} is not valid: {error}") from error
+    terms = count_terms(node)
+    if terms > MAX_FILTER_TERMS:
+        raise ScimError.too_many(
+            f"filter has {terms} comparisons and presence tests; at most {MAX_FILTER_TERMS} "
+            "are accepted"
+        )
+    return node
+
+
+def count_terms(node: FilterNode) -> int:
+    """Count the comparisons and presence tests of a filter tree."""
+    count, stack = 0, [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Comparison | Present):
+            count += 1
+        elif isinstance(item, LogicalExpr):
+            stack.extend(item.terms)
+        elif isinstance(item, Not):
+            stack.append(item.expr)
+        elif isinstance(item, ValuePath):
+            stack.append(item.val_filter)
+    return count
 
 
 def _integer(params: Mapping[str, str], name: str) -> int | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from muster.errors import ScimError
@@ -12,6 +13,9 @@ _CORE_URNS = (USER_URN.lower() + ":", GROUP_URN.lower() + ":")
 _EXTENSION_URNS = (ENTERPRISE_URN.lower(),)
 # Returned whatever the client asks (RFC 7643 §7 "returned: always" and the envelope).
 _ALWAYS = frozenset({"id", "schemas"})
+# Names one attributes or excludedAttributes list may hold. The schemas define fewer than 200
+# attribute paths; a list beyond this is no projection, only work (~1 µs a name).
+MAX_ATTRIBUTE_NAMES = 1000
 
 
 def _split(entry: str) -> tuple[str, str | None]:
@@ -37,10 +41,14 @@ def _split(entry: str) -> tuple[str, str | None]:
 
 @dataclass(frozen=True, slots=True)
 class Projection:
-    """The attributes a client asked for, or asked to leave out."""
+    """The attributes a client asked for, or asked to leave out.
 
-    included: tuple[tuple[str, str | None], ...] = ()
-    excluded: tuple[tuple[str, str | None], ...] = ()
+    Each maps a lower-cased top-level key to the sub-attributes named of it, or to None when
+    the whole attribute was named (which then covers any of its sub-attributes).
+    """
+
+    included: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    excluded: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, attributes: str | None, excluded_attributes: str | None) -> Projection:
@@ -48,8 +56,8 @@ class Projection:
             raise ScimError.invalid_value(
                 "attributes and excludedAttributes cannot be used together"
             )
-        included = tuple(_split(a) for a in (attributes or "").split(",") if a.strip())
-        excluded = tuple(_split(a) for a in (excluded_attributes or "").split(",") if a.strip())
+        included = _selection("attributes", attributes)
+        excluded = _selection("excludedAttributes", excluded_attributes)
         return cls(included, excluded)
 
     @property
@@ -65,13 +73,13 @@ class Projection:
         """Tell whether a top-level attribute will be in the response; lets callers skip work."""
         key = attribute.lower()
         if self.included:
-            return key in _ALWAYS or any(top == key for top, _ in self.included)
-        return not any(top == key and sub is None for top, sub in self.excluded)
+            return key in _ALWAYS or key in self.included
+        return key not in self.excluded or self.excluded[key] is not None
 
     def shapes_items_of(self, attribute: str) -> bool:
         """Tell whether the client named sub-attributes of a multi-valued attribute."""
         key = attribute.lower()
-        return any(top == key and sub is not None for top, sub in self.included + self.excluded)
+        return self.included.get(key) is not None or self.excluded.get(key) is not None
 
     def apply_to_items(self, attribute: str, items: list[Any]) -> list[Any]:
         """Project the elements of one multi-valued attribute (e.g. `members.value`)."""
@@ -82,53 +90,63 @@ class Projection:
         """Return the body with only the requested attributes."""
         if self.is_everything:
             return body
-        keys = {k.lower(): k for k in body}
+        # One look-up per key of the body: the client's list may be long, the body is not.
+        result: dict[str, Any] = {}
         if self.included:
-            result: dict[str, Any] = {}
-            for key, original in keys.items():
+            for original, value in body.items():
+                key = original.lower()
                 if key in _ALWAYS:
-                    result[original] = body[original]
-            for top, sub in self.included:
-                wanted = keys.get(top)
-                if wanted is None:
-                    continue
-                value = body[wanted]
-                if sub is None or not isinstance(value, dict | list):
-                    result[wanted] = value
-                else:
-                    picked = _pick(value, {sub})
-                    existing = result.get(wanted)
-                    result[wanted] = _merge(existing, picked) if existing is not None else picked
+                    result[original] = value
+                elif key in self.included:
+                    subs = self.included[key]
+                    if subs is None or not isinstance(value, dict | list):
+                        result[original] = value
+                    else:
+                        result[original] = _pick(value, subs)
             return result
-        result = dict(body)
-        for top, sub in self.excluded:
-            dropped = keys.get(top)
-            if dropped is None or top in _ALWAYS:
-                continue
-            if sub is None:
-                result.pop(dropped, None)
+        for original, value in body.items():
+            key = original.lower()
+            if key in _ALWAYS or key not in self.excluded:
+                result[original] = value
             else:
-                result[dropped] = _drop(result[dropped], sub)
+                subs = self.excluded[key]
+                if subs is not None:
+                    result[original] = _drop(value, subs)
         return result
 
 
-def _pick(value: Any, subs: set[str]) -> Any:
+def _selection(parameter: str, text: str | None) -> dict[str, frozenset[str] | None]:
+    """Read one comma-separated list of attribute names (at most MAX_ATTRIBUTE_NAMES)."""
+    if not text:
+        return {}
+    if text.count(",") >= MAX_ATTRIBUTE_NAMES:  # counted before anything is split
+        raise ScimError.invalid_value(
+            f"{parameter} names {text.count(',') + 1} attributes; at most "
+            f"{MAX_ATTRIBUTE_NAMES} are accepted"
+        )
+    named: dict[str, set[str] | None] = {}
+    for entry in text.split(","):
+        if not entry.strip():
+            continue
+        top, sub = _split(entry)
+        if sub is None:
+            named[top] = None  # the whole attribute covers any of its sub-attributes
+        elif top not in named:
+            named[top] = {sub}
+        elif (subs := named[top]) is not None:
+            subs.add(sub)
+    return {top: None if subs is None else frozenset(subs) for top, subs in named.items()}
+
+
+def _pick(value: Any, subs: frozenset[str]) -> Any:
     if isinstance(value, list):
         return [_pick(item, subs) for item in value if isinstance(item, dict)]
     return {k: v for k, v in value.items() if k.lower() in subs}
 
 
-def _merge(left: Any, right: Any) -> Any:
-    if isinstance(left, list) and isinstance(right, list):
-        return [{**a, **b} for a, b in zip(left, right, strict=False)]
-    if isinstance(left, dict) and isinstance(right, dict):
-        return {**left, **right}
-    return right
-
-
-def _drop(value: Any, sub: str) -> Any:
+def _drop(value: Any, subs: frozenset[str]) -> Any:
     if isinstance(value, list):
-        return [_drop(item, sub) for item in value]
+        return [_drop(item, subs) for item in value]
     if isinstance(value, dict):
-        return {k: v for k, v in value.items() if k.lower() != sub}
+        return {k: v for k, v in value.items() if k.lower() not in subs}
     return value

@@ -30,6 +30,13 @@ _NAME_PUNCTUATION = frozenset(" ._-()'\u2019")
 _NAME_RULE = "letters, digits, spaces and . _ - ( ) '"
 # userName, emails, externalId and displayName are indexed in VARCHAR(255) columns.
 MAX_INDEXED_LENGTH = 255
+# Values one multi-valued attribute of a user may hold (emails, phoneNumbers, addresses, ...):
+# each is validated, compared on every PATCH add and, for emails, indexed in its own row. IdPs
+# send one to three. A group's members are rows, not values, and are not limited by this.
+MAX_MULTI_VALUES = 100
+# name.givenName and name.familyName are checked character by character against the name rule
+# (~0.15 µs each): a megabyte-long name cost 140 ms.
+MAX_NAME_LENGTH = 255
 
 
 @dataclass(slots=True)
@@ -53,8 +60,14 @@ class UserInput:
         return self.email.lower()
 
 
-def parse_user(payload: Any, *, require_schemas: bool = True) -> UserInput:
-    """Check a User body (RFC 7643 §4.1) and return its normalised document."""
+def parse_user(
+    payload: Any, *, require_schemas: bool = True, limit_values: bool = True
+) -> UserInput:
+    """Check a User body (RFC 7643 §4.1) and return its normalised document.
+
+    `limit_values=False` skips the MAX_MULTI_VALUES check: a PATCH is held to it on what it adds
+    (scim/patching.py), so a user stored before the limit can still be deactivated.
+    """
     if not isinstance(payload, dict):
         raise ScimError.invalid_syntax("the request body must be a JSON object")
     quirks: list[str] = []
@@ -67,6 +80,8 @@ def parse_user(payload: Any, *, require_schemas: bool = True) -> UserInput:
             continue
         spec = USER_ATTRIBUTES.get(lowered) or COMMON_ATTRIBUTES.get(lowered)
         if spec is not None:
+            if limit_values and spec.multi_valued and isinstance(value, list):
+                check_value_count(spec.name, len(value))  # before the values are checked
             if spec.returned == "never":  # password: Muster signs people in through SAML only,
                 _check_value(spec, value, spec.name, quirks)  # so it is checked and dropped.
                 continue
@@ -111,6 +126,14 @@ def check_length(attribute: str, value: Any) -> None:
         raise ScimError.invalid_value(
             f"{attribute} is {len(value)} characters long; "
             f"at most {MAX_INDEXED_LENGTH} are accepted"
+        )
+
+
+def check_value_count(attribute: str, count: int) -> None:
+    """Refuse more values in one multi-valued attribute than MAX_MULTI_VALUES."""
+    if count > MAX_MULTI_VALUES:
+        raise ScimError.invalid_value(
+            f"{attribute} has {count} values; at most {MAX_MULTI_VALUES} are accepted"
         )
 
 
@@ -238,6 +261,11 @@ def _check_names(name: Any) -> None:
     for part in ("givenName", "familyName"):
         value = name.get(part)
         if isinstance(value, str):
+            if len(value) > MAX_NAME_LENGTH:
+                raise ScimError.invalid_value(
+                    f"name.{part} is {len(value)} characters long; "
+                    f"at most {MAX_NAME_LENGTH} are accepted"
+                )
             bad = first_disallowed_name_character(value)
             if bad is not None:
                 raise ScimError.invalid_value(

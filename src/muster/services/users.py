@@ -241,7 +241,9 @@ def patch_user(uow: UnitOfWork, user_id: str, payload: Any, *, if_match: str | N
             raise ScimError.not_found("User", user_id)
         versioning.require_match(current.version, if_match)
         patched = patching.apply_operations(current.document, operations, USER_SCHEMA, quirks)
-        incoming = parse_user(patched, require_schemas=False)
+        # apply_operations held the PATCH to MAX_MULTI_VALUES on what it adds; a user stored
+        # with more values before the limit can still be patched (deactivated, say).
+        incoming = parse_user(patched, require_schemas=False, limit_values=False)
         active = incoming.active if incoming.active is not None else current.active
         user = _rewrite(uow, current, incoming, active)
         _attach_groups(uow, [user])

@@ -8,6 +8,8 @@ import pytest
 
 from muster.errors import ScimError
 from muster.scim.bulk import BULK_REQUEST_URN, parse_bulk_request, resolve, schedule
+from muster.scim.nesting import MAX_DEPTH
+from muster.scim.patching import MAX_COMPLEX_PATH_CHARACTERS
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -146,3 +148,63 @@ def test_a_malformed_bulk_request_is_refused_whole(payload: dict[str, Any], name
 
     assert caught.value.status == 400
     assert named in caught.value.detail
+
+
+def _nested(depth: int) -> Any:
+    """A value `depth` arrays deep (one level per array)."""
+    value: Any = "bulkId:u"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_bulk_refuses_data_nested_deeper_than_the_limit() -> None:
+    # Issue 14: data nesting ~1,000 arrays deep hit a RecursionError (a 500).
+    deep = _post_user("u", x=_nested(1000))
+
+    with pytest.raises(ScimError) as caught:
+        parse_bulk_request(_request(deep), max_operations=10)
+
+    assert caught.value.status == 400
+    assert caught.value.scim_type == "invalidValue"
+    assert f"Operations[0].data nests deeper than {MAX_DEPTH} levels" in caught.value.detail
+
+
+def test_bulk_accepts_data_nested_up_to_the_limit() -> None:
+    # data is one level, and `x` adds its own arrays below it.
+    deep = _post_user("d", x=_nested(MAX_DEPTH - 1))
+
+    request = parse_bulk_request(_request(_post_user("u"), deep), max_operations=10)
+
+    assert request.operations[1].references == {"u"}
+
+
+def test_a_long_cycle_names_a_few_of_its_bulk_ids_in_each_error() -> None:
+    # Every operation of a cycle carries the error: naming all of them made the answer
+    # grow with the square of the cycle (18 MB for 1,000 operations).
+    size = 200
+    cycle = [_post_group(f"g{i}", f"g{(i + 1) % size}") for i in range(size)]
+
+    steps = schedule(parse_bulk_request(_request(*cycle), max_operations=size).operations)
+
+    for step in steps:
+        assert step.error is not None and step.error.status == 409
+        assert "'g0'" in step.error.detail and f"and {size - 10} more" in step.error.detail
+        assert len(step.error.detail) < 300
+
+
+def test_complex_patch_paths_share_one_budget_across_the_bulk_request() -> None:
+    # Each PATCH keeps under MAX_COMPLEX_PATH_CHARACTERS alone; the full grammar reads ~4 µs a
+    # character, so a megabyte of them would still cost seconds without a request-wide sum.
+    terms = " or ".join(f'value eq "u{i}@example.com"' for i in range(40))
+    patch = {"method": "PATCH", "path": "/Users/1", "data": {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": f"emails[{terms}]"}]}}  # fmt: skip
+    count = MAX_COMPLEX_PATH_CHARACTERS // len(terms) + 1
+
+    with pytest.raises(ScimError) as caught:
+        parse_bulk_request(_request(*[patch] * count), max_operations=count)
+
+    assert caught.value.scim_type == "invalidValue"
+    assert str(MAX_COMPLEX_PATH_CHARACTERS) in caught.value.detail
+    assert parse_bulk_request(_request(*[patch] * (count // 2)), max_operations=count)

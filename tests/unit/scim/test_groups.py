@@ -9,6 +9,7 @@ import pytest
 from muster.errors import ScimError, ScimType
 from muster.scim.groups import (
     ENTRA_EXTRA_GROUP_SCHEMA,
+    MAX_MEMBER_STEPS,
     GroupChange,
     MemberStep,
     member_ids,
@@ -305,3 +306,47 @@ def test_one_bad_operation_refuses_the_whole_patch() -> None:
         {"op": "replace", "path": "nonsense", "value": 1},
     )
     assert error.scim_type == ScimType.INVALID_PATH
+
+
+# plan_group_patch: consecutive membership steps run as one
+
+
+def test_consecutive_member_removes_run_as_one_step() -> None:
+    # Okta removes members one operation each; each step costs the same few statements.
+    removes = [{"op": "remove", "path": f'members[value eq "u{i}"]'} for i in range(500)]
+
+    change = _plan(*removes)
+
+    assert change.steps == [MemberStep("remove", tuple(f"u{i}" for i in range(500)))]
+
+
+def test_consecutive_adds_merge_but_steps_of_other_kinds_keep_their_order() -> None:
+    change = _plan(
+        {"op": "add", "path": "members", "value": [{"value": "u1"}, {"value": "u2"}]},
+        {"op": "add", "path": "members", "value": [{"value": "u2"}, {"value": "u3"}]},
+        {"op": "remove", "path": 'members[value eq "u1"]'},
+        {"op": "add", "path": "members", "value": [{"value": "u4"}]},
+        {"op": "replace", "path": "members", "value": [{"value": "u5"}]},
+        {"op": "replace", "path": "members", "value": [{"value": "u6"}]},
+    )
+
+    assert change.steps == [
+        MemberStep("add", ("u1", "u2", "u3")),
+        MemberStep("remove", ("u1",)),
+        MemberStep("add", ("u4",)),
+        MemberStep("replace", ("u5",)),
+        MemberStep("replace", ("u6",)),
+    ]
+
+
+def test_a_patch_alternating_adds_and_removes_past_the_step_limit_is_refused() -> None:
+    operations: list[dict[str, Any]] = []
+    for i in range(MAX_MEMBER_STEPS // 2 + 1):
+        operations.append({"op": "add", "path": "members", "value": [{"value": f"a{i}"}]})
+        operations.append({"op": "remove", "path": f'members[value eq "r{i}"]'})
+
+    error = _refused_plan(*operations)
+
+    assert error.scim_type == ScimType.INVALID_VALUE
+    assert f"at most {MAX_MEMBER_STEPS}" in error.detail
+    assert len(_plan(*operations[:MAX_MEMBER_STEPS]).steps) == MAX_MEMBER_STEPS

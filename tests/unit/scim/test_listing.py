@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from muster.errors import ScimError, ScimType
-from muster.scim.listing import list_response, parse_filter, parse_list_query
+from muster.scim.listing import (
+    MAX_FILTER_LENGTH,
+    MAX_FILTER_TERMS,
+    count_terms,
+    list_response,
+    parse_filter,
+    parse_list_query,
+)
 from muster.scim.schemas import LIST_RESPONSE_URN
 
 pytestmark = pytest.mark.unit
@@ -132,3 +139,44 @@ def test_filters_beyond_simple_equality_go_to_the_full_parser(text: str) -> None
             parse_filter(text)
     else:
         assert parse_filter(text) == expected
+
+
+def test_parse_filter_refuses_a_filter_longer_than_the_limit() -> None:
+    text = 'userName eq "' + "a" * MAX_FILTER_LENGTH + '"'
+
+    with pytest.raises(ScimError) as caught:
+        parse_filter(text)
+
+    assert caught.value.status == 400
+    assert caught.value.scim_type == ScimType.TOO_MANY
+    assert str(MAX_FILTER_LENGTH) in caught.value.detail
+
+
+def test_parse_filter_refuses_deep_parentheses_by_length_before_parsing() -> None:
+    depth = MAX_FILTER_LENGTH  # ~9 µs a level to parse: 1 MiB of them took 9 s
+    with pytest.raises(ScimError) as caught:
+        parse_filter("(" * depth + "title pr" + ")" * depth)
+
+    assert caught.value.scim_type == ScimType.TOO_MANY
+
+
+def test_parse_filter_refuses_more_terms_than_the_limit() -> None:
+    text = " or ".join(f'title eq "t{i}"' for i in range(MAX_FILTER_TERMS + 1))
+
+    with pytest.raises(ScimError) as caught:
+        parse_filter(text)
+
+    assert caught.value.scim_type == ScimType.TOO_MANY
+    assert f"{MAX_FILTER_TERMS + 1} comparisons" in caught.value.detail
+
+
+def test_parse_filter_accepts_terms_up_to_the_limit() -> None:
+    text = " or ".join(f'title eq "t{i}"' for i in range(MAX_FILTER_TERMS))
+
+    assert count_terms(parse_filter(text)) == MAX_FILTER_TERMS
+
+
+def test_terms_inside_value_filters_and_negations_count() -> None:
+    node = parse_filter('emails[type eq "work" and value pr] or not (title pr) or active eq true')
+
+    assert count_terms(node) == 4

@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from muster.errors import ScimError, ScimType
-from muster.scim.resources import identity_email, parse_user
+from muster.scim.resources import (
+    MAX_MULTI_VALUES,
+    MAX_NAME_LENGTH,
+    identity_email,
+    parse_user,
+)
 from tests.factories import ENTERPRISE_URN, USER_URN, build_user
 
 pytestmark = pytest.mark.unit
@@ -350,3 +355,39 @@ def test_parse_user_rejects_an_enterprise_extension_that_is_not_an_object() -> N
     error = _invalid_value(build_user(**{ENTERPRISE_URN: "Sales"}))
 
     assert ENTERPRISE_URN in error.detail
+
+
+# limits (issue 13)
+
+
+@pytest.mark.parametrize("attribute", ["emails", "phoneNumbers", "addresses", "roles"])
+def test_parse_user_refuses_more_values_than_the_limit(attribute: str) -> None:
+    values = [{"value": f"v{i}@example.com"} for i in range(MAX_MULTI_VALUES + 1)]
+
+    error = _invalid_value(build_user(**{attribute: values}))
+
+    assert f"{attribute} has {MAX_MULTI_VALUES + 1} values" in error.detail
+
+
+def test_parse_user_accepts_values_up_to_the_limit() -> None:
+    emails = [{"value": f"v{i}@example.com", "type": "other"} for i in range(MAX_MULTI_VALUES)]
+    emails[0] = {**emails[0], "primary": True}
+
+    assert len(parse_user(build_user(emails=emails)).emails) == MAX_MULTI_VALUES
+
+
+def test_parse_user_can_skip_the_value_limit_for_a_patched_document() -> None:
+    phones = [{"value": f"+1 555 {i:07d}"} for i in range(MAX_MULTI_VALUES + 1)]
+
+    user = parse_user(build_user(phoneNumbers=phones), limit_values=False)
+
+    assert len(user.document["phoneNumbers"]) == MAX_MULTI_VALUES + 1
+
+
+@pytest.mark.parametrize("part", ["givenName", "familyName"])
+def test_parse_user_refuses_a_name_longer_than_the_limit(part: str) -> None:
+    body = build_user(name={"givenName": "Ann", part: "a" * (MAX_NAME_LENGTH + 1)})
+
+    error = _invalid_value(body)
+
+    assert f"name.{part}" in error.detail and str(MAX_NAME_LENGTH) in error.detail
