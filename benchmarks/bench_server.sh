@@ -59,7 +59,7 @@ fi
 TOKEN="$("$MUSTER" scim-token bench 2>/dev/null | tail -n 1)"
 [[ "$TOKEN" == mst_* ]] || { echo "could not read the SCIM token" >&2; exit 2; }
 
-"$MUSTER" serve --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" >"$WORK/server.log" 2>&1 &
+${MUSTER_BENCH_TASKSET:+taskset -c "$MUSTER_BENCH_TASKSET"} "$MUSTER" serve --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
 ready=""

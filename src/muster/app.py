@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from muster.config import Settings
+from muster.cpu_affinity import pin_to_a_free_cpu
 from muster.errors import ScimError
 from muster.services.database import Database
 from muster.web.asgi import MusterApp
@@ -79,6 +80,14 @@ async def refused(request: Request, error: Exception) -> Response:
         "<p>Nothing you did caused this. Reload the page in a few seconds.</p></html>"
     )
     return HTMLResponse(page, status_code=error.status, headers=headers)
+
+
+def create_served_app() -> MusterApp:
+    """The app of one `muster serve` worker process: on a CPU of its own, then create_app()."""
+    settings = Settings()
+    if settings.pin_cpu:
+        pin_to_a_free_cpu()
+    return create_app(settings)
 
 
 def create_app(

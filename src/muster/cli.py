@@ -161,18 +161,21 @@ def _run_uvicorn(ctx: Context, workers: int, options: dict[str, Any]) -> None:
     import uvicorn
 
     from muster.app import create_app
+    from muster.cpu_affinity import pin_to_a_free_cpu
 
     if workers == 1:
         # uvicorn drains on SIGTERM, then raises the signal again under the handler it found:
         # make that a clean exit (0) rather than death by signal (143), which orchestrators
         # report as a failure.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        if ctx.settings.pin_cpu:
+            pin_to_a_free_cpu()  # after the delivery worker started: it keeps every CPU
         uvicorn.run(create_app(ctx.settings, database=ctx.database), **options)
     else:
         # Each worker process imports the factory and reads the same MUSTER_* environment.
         ctx.database.dispose()
         with _metrics_directory():
-            uvicorn.run("muster.app:create_app", factory=True, workers=workers, **options)
+            uvicorn.run("muster.app:create_served_app", factory=True, workers=workers, **options)
 
 
 @contextlib.contextmanager

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         16, ge=1, description="Deliveries one worker sends at the same time."
     )
+    pin_cpu: bool = Field(
+        True,
+        description="`muster serve`: run each worker process on one CPU of its own (its "
+        "threads hand Python's lock back and forth; across cores that doubles their CPU).",
+    )
     serve_worker: bool = Field(
         True, description="`muster serve` starts one delivery worker as a child process."
     )

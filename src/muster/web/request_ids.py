@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import secrets
 
@@ -17,8 +19,30 @@ MAX_LENGTH = 36
 _SANE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,%d}" % (MAX_LENGTH - 1))
 
 
+class _Ids:
+    """Random ids without a system call each: a request id names a request, it guards nothing.
+
+    secrets.token_hex() reads the kernel's random source on every call, and that read lets
+    another thread take Python's lock in the middle of a request. Seeded from it once per
+    process (a forked child makes a new seed).
+    """
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._random = random.Random()
+
+    def new(self) -> str:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._random.seed(secrets.token_bytes(16))
+        return f"{self._random.getrandbits(64):016x}"
+
+
+_ids = _Ids()
+
+
 def new_request_id() -> str:
-    return secrets.token_hex(8)
+    return _ids.new()
 
 
 def accept(incoming: bytes | None) -> str:

@@ -73,6 +73,11 @@ class ScimPipeline:
 
     def __init__(self, routes: list[Route], wiring: Wiring) -> None:
         self.routes = routes
+        # Routes by their path's first segment ("Users", "Groups", ".search"...): a request is
+        # matched against its few, not all thirty (Starlette's router tries them in turn).
+        self._by_segment: dict[str, list[Route]] = {}
+        for route in routes:
+            self._by_segment.setdefault(_first_segment(route.path), []).append(route)
         self.wiring = wiring
         self.pool: BlockingPool = wiring.blocking
         self.log_buffer = LogBuffer(wiring)
@@ -140,7 +145,7 @@ class ScimPipeline:
         """The route's endpoint (path parameters go into the scope), or the routing error to
         answer once the token is known good."""
         allowed = None
-        for route in self.routes:
+        for route in self._by_segment.get(_first_segment(_route_path(scope)), ()):
             match, child = route.matches(scope)
             if match is Match.FULL:
                 scope.update(child)
@@ -277,6 +282,17 @@ class ScimPipeline:
         self.log_buffer.flush()
         self.rate_limits.writer.stop(timeout)
         self.rate_limits.sync()
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below /scim/v2 (the root path), as the routes are written."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _first_segment(path: str) -> str:
+    return path.lstrip("/").split("/", 1)[0]
 
 
 def _close(chunks: Iterator[bytes]) -> None:
