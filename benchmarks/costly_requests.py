@@ -475,6 +475,36 @@ def bulk_thousand_user_creates(b: Bench) -> Call:
     )
 
 
+def bulk_user_creates_at_the_limit(b: Bench) -> Call:
+    """Legitimate: maxOperations (MUSTER_BULK_MAX_OPERATIONS, 100) user creates."""
+    prefix = b.name("bulk")
+    operations = [
+        {"method": "POST", "path": "/Users", "bulkId": f"b{i}", "data": user(f"{prefix}.{i}")}
+        for i in range(Settings().bulk_max_operations)
+    ]
+    return Call("POST", "/Bulk", body=_bulk(operations))
+
+
+def bulk_changes_at_the_limit(b: Bench) -> Call:
+    """maxOperations PATCHes of 100-email users holding MAX_OPERATIONS (1000) changes in all."""
+    count = Settings().bulk_max_operations
+    each = 1000 // count
+    operations = []
+    for _ in range(count):
+        name = b.name("u")
+        user_id = b.stored_user(emails=100, name=name)
+        changes = [
+            {
+                "op": "replace",
+                "value": f"d{i}",
+                "path": f'emails[value eq "{name}.{i}@example.org"].display',
+            }
+            for i in range(each)
+        ]
+        operations.append({"method": "PATCH", "path": f"/Users/{user_id}", "data": patch(*changes)})
+    return Call("POST", "/Bulk", body=_bulk(operations))
+
+
 def bulk_group_referencing_its_users(b: Bench) -> Call:
     """Legitimate: 999 user creates and one group whose members are their bulkIds."""
     prefix = b.name("bulk")
@@ -697,6 +727,8 @@ CASES: list[Callable[[Bench], Call]] = [
     list_users_full_page,
     search_long_sort_by,
     bulk_thousand_user_creates,
+    bulk_user_creates_at_the_limit,
+    bulk_changes_at_the_limit,
     bulk_group_referencing_its_users,
     bulk_deeply_nested_data,
     bulk_circular_references,

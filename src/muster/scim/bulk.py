@@ -15,7 +15,13 @@ from typing import Any
 
 from muster.errors import ScimError
 from muster.scim.nesting import MAX_DEPTH, too_deep
-from muster.scim.patching import MAX_COMPLEX_PATH_CHARACTERS, complex_path_characters, too_complex
+from muster.scim.patching import (
+    MAX_COMPLEX_PATH_CHARACTERS,
+    MAX_OPERATIONS,
+    changes_of,
+    complex_path_characters,
+    too_complex,
+)
 
 BULK_REQUEST_URN = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE_URN = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
@@ -173,7 +179,15 @@ def parse_bulk_request(payload: Any, *, max_operations: int) -> BulkRequest:
     operations = [_operation(i, raw) for i, raw in enumerate(raw_operations)]
     # One budget for the whole request: each PATCH alone may stay under it, but the full
     # grammar reads ~4 µs a character, and a megabyte of such paths is seconds.
-    patches = (op.data for op in operations if op.method == "PATCH")
+    patches = [op.data for op in operations if op.method == "PATCH"]
+    # The changes themselves, counted first (it is cheap): 1 MiB of PatchOps of 1,000 filtered
+    # operations each was ~1.3 s of CPU; held to one PatchOp's worth, ~70 ms.
+    changes = sum(map(changes_of, patches))
+    if changes > MAX_OPERATIONS:
+        raise ScimError.invalid_value(
+            f"the PATCH operations of this BulkRequest hold {changes} changes together; at "
+            f"most {MAX_OPERATIONS} are accepted in one request"
+        )
     if sum(map(complex_path_characters, patches)) > MAX_COMPLEX_PATH_CHARACTERS:
         raise too_complex("the complex paths of this BulkRequest's PATCH operations")
     seen: set[str] = set()

@@ -156,6 +156,27 @@ def parse_patch(payload: Any, quirks: list[str]) -> list[PatchOperation]:
     return operations
 
 
+def changes_of(payload: Any) -> int:
+    """Count a PatchOp's changes as MAX_OPERATIONS does (a no-path operation: one per key).
+
+    /Bulk adds them up over its PATCH operations and holds the sum to the same limit. A
+    malformed PatchOp counts what it can; parse_patch says what is wrong with it.
+    """
+    if not isinstance(payload, dict):
+        return 0
+    raw_ops = next((v for k, v in payload.items() if k.lower() == "operations"), None)
+    if not isinstance(raw_ops, list):
+        return 0
+    total = 0
+    for raw in raw_ops:
+        if isinstance(raw, dict):
+            fields = {k.lower(): v for k, v in raw.items()}
+            total += max(1, len(_paths_of(fields.get("path"), fields.get("value"))))
+        else:
+            total += 1
+    return total
+
+
 def complex_path_characters(payload: Any) -> int:
     """Count the characters of a PatchOp's paths that only the full grammar reads.
 

@@ -9,7 +9,7 @@ import pytest
 from muster.errors import ScimError
 from muster.scim.bulk import BULK_REQUEST_URN, parse_bulk_request, resolve, schedule
 from muster.scim.nesting import MAX_DEPTH
-from muster.scim.patching import MAX_COMPLEX_PATH_CHARACTERS
+from muster.scim.patching import MAX_COMPLEX_PATH_CHARACTERS, PATCH_OP_URN
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -208,3 +208,16 @@ def test_complex_patch_paths_share_one_budget_across_the_bulk_request() -> None:
     assert caught.value.scim_type == "invalidValue"
     assert str(MAX_COMPLEX_PATH_CHARACTERS) in caught.value.detail
     assert parse_bulk_request(_request(*[patch] * (count // 2)), max_operations=count)
+
+
+def test_bulk_holds_its_patches_to_one_patchop_of_changes_together() -> None:
+    replace = {"op": "replace", "path": "displayName", "value": "x"}
+    patch = {"schemas": [PATCH_OP_URN], "Operations": [replace] * 600}
+    operation = {"method": "PATCH", "path": "/Users/u1", "data": patch}
+    body = {"schemas": [BULK_REQUEST_URN], "Operations": [operation, operation]}
+    with pytest.raises(ScimError) as caught:
+        parse_bulk_request(body, max_operations=100)
+    assert caught.value.scim_type == "invalidValue"
+    assert "1200 changes" in caught.value.detail and "1000" in caught.value.detail
+    body["Operations"] = [operation]
+    assert len(parse_bulk_request(body, max_operations=100).operations) == 1
