@@ -30,9 +30,10 @@ from muster.db.engine import normalise_url, open_drivers
 from muster.db.schema import head_revision
 from muster.db.tables import Base
 from muster.scim.records import TenantInfo
-from muster.services import api_tokens, provisioning_log
+from muster.services import admins, api_tokens, provisioning_log
 from muster.services.database import Database
 from tests.conftest import POSTGRES_URL
+from tests.console_factories import ConsoleClient, cheap_password_hasher, given_admin
 from tests.factories import OKTA_HEADERS, build_user, given_tenant, patch_op
 from tests.tcp_proxy import TcpProxy
 
@@ -420,3 +421,51 @@ def test_requests_refused_in_an_outage_reach_the_log_once_it_is_over(
 
     assert refused.status_code == 503
     assert any(e.request_id == request_id and e.status == 503 for e in entries)
+
+
+# -- every surface says 503 with Retry-After, and leaves a trace --------------------------------
+
+
+@contextlib.contextmanager
+def _stalled(database: Database) -> Iterator[None]:
+    """As if the heartbeat had found the database frozen: requests needing it are refused."""
+    health = database.health
+    health._stalled = True
+    try:
+        yield
+    finally:
+        health._stalled = False
+
+
+def test_a_stalled_database_is_a_503_page_json_error_and_log_line_everywhere(
+    database_url: str,
+    stamped: Engine,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(admins, "_hasher", cheap_password_hasher())
+    with _client(_settings(database_url)) as (client, database):
+        tenant, headers = _given_token(database)
+        events_key = api_tokens.issue_events_key(database.uow(), tenant.slug).secret
+        admin = ConsoleClient(client)
+        assert admin.sign_in(given_admin(database.uow(), tenant.slug)).status_code == 303
+        with _stalled(database), caplog.at_level("WARNING"):
+            scim = client.get(USERS, headers=headers)
+            console = client.get("/console/users")  # the session is looked up first
+            events = client.get(
+                "/api/v1/events", headers={"Authorization": f"Bearer {events_key}"}
+            )
+            sso = client.get(f"/sso/{tenant.slug}/")
+            healthz = client.get("/healthz")
+        metrics = client.get("/metrics").text
+
+    _assert_unavailable(scim, "not answering")
+    for page in (console, sso):
+        assert page.status_code == 503 and page.headers["Retry-After"] == "5"
+        assert "Temporarily unavailable" in page.text and "not answering" in page.text
+    assert events.status_code == 503 and events.headers["Retry-After"] == "5"
+    assert events.json()["error"] == "unavailable" and "not answering" in events.json()["detail"]
+    assert healthz.status_code == 200
+    refused = [r for r in caplog.records if "with 503" in r.getMessage()]
+    assert len(refused) == 4  # one process-log line per refused request
+    assert 'muster_requests_refused_total{reason="stalled"} 4.0' in metrics

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 from typing import Any
@@ -19,7 +18,6 @@ from muster.services.api_tokens import Principal
 from muster.web.scim_api.auth import bearer_token, note_use
 from muster.web.wiring import Wiring
 
-logger = logging.getLogger("muster.events")
 EVENTS_PATH = "/api/v1/events"
 MAX_WAIT_SECONDS = 30
 # A waiting request re-reads this often; each read is one indexed query of the tenant's events.
@@ -93,10 +91,7 @@ async def list_events(request: Request) -> Response:
         await blocking.run(note_use, wiring.uow_factory, principal)
     except ScimError as error:
         if error.status == 503:
-            wiring.metrics.observe_refusal(error.reason)
-            logger.warning(
-                "refused GET %s with 503 (%s): %s", EVENTS_PATH, error.reason, error.detail
-            )
+            request.scope["muster.refusal"] = error.reason  # SiteTelemetry logs and counts it
         return _error(error)
     body = {"data": page.events, "nextCursor": str(page.next_cursor), "hasMore": page.has_more}
     return Response(orjson.dumps(body), 200, _HEADERS, media_type="application/json")
