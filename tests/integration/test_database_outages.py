@@ -273,6 +273,16 @@ def test_a_frozen_database_is_refused_within_the_stall_time_then_recovers(
 # -- SQLite: read-only, full disk ----------------------------------------------------------------
 
 
+def _writes_again(client: TestClient, headers: dict[str, str]) -> tuple[Any, Any]:
+    """A create that succeeds, and /readyz at 200, each awaited for up to 5 s."""
+    back = _until(
+        lambda: client.post(USERS, json=build_user(), headers=headers),
+        lambda r: r.status_code == 201,
+        5,
+    )
+    return back, _until(lambda: client.get("/readyz"), lambda r: r.status_code == 200, 5)
+
+
 def _on_every_connection(database: Database, statement: str) -> Callable[[], None]:
     """Run a PRAGMA on every SQLite connection the app has or will open (the heartbeat's too);
     return the undo of the listener (the PRAGMA itself is undone by the caller)."""
@@ -313,12 +323,7 @@ def test_a_read_only_sqlite_database_refuses_writes_with_503_and_serves_reads(
         read = client.get(USERS, headers=headers)
         undo()
         _on_every_connection(database, "PRAGMA query_only = OFF")()
-        back = _until(
-            lambda: client.post(USERS, json=build_user(), headers=headers),
-            lambda r: r.status_code == 201,
-            5,
-        )
-        ready = _until(lambda: client.get("/readyz"), lambda r: r.status_code == 200, 5)
+        back, ready = _writes_again(client, headers)
 
     _assert_unavailable(refused, "read-only")
     assert read.status_code == 200 and read.json()["totalResults"] == 1
@@ -390,12 +395,7 @@ def test_a_full_disk_refuses_writes_with_503_then_recovers(tmp_path: Path) -> No
             else:
                 undo()
                 _on_every_connection(database, "PRAGMA max_page_count = 1073741823")()
-            back = _until(
-                lambda: client.post(USERS, json=build_user(), headers=headers),
-                lambda r: r.status_code == 201,
-                5,
-            )
-            ready = _until(lambda: client.get("/readyz"), lambda r: r.status_code == 200, 5)
+            back, ready = _writes_again(client, headers)
 
     _assert_unavailable(refused, "full")
     assert read.status_code == 200
@@ -452,9 +452,7 @@ def test_a_stalled_database_is_a_503_page_json_error_and_log_line_everywhere(
         with _stalled(database), caplog.at_level("WARNING"):
             scim = client.get(USERS, headers=headers)
             console = client.get("/console/users")  # the session is looked up first
-            events = client.get(
-                "/api/v1/events", headers={"Authorization": f"Bearer {events_key}"}
-            )
+            events = client.get("/api/v1/events", headers={"Authorization": f"Bearer {events_key}"})
             sso = client.get(f"/sso/{tenant.slug}/")
             healthz = client.get("/healthz")
         metrics = client.get("/metrics").text

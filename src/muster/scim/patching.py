@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,39 +162,30 @@ def changes_of(payload: Any) -> int:
     /Bulk adds them up over its PATCH operations and holds the sum to the same limit. A
     malformed PatchOp counts what it can; parse_patch says what is wrong with it.
     """
-    if not isinstance(payload, dict):
-        return 0
-    raw_ops = next((v for k, v in payload.items() if k.lower() == "operations"), None)
-    if not isinstance(raw_ops, list):
-        return 0
-    total = 0
-    for raw in raw_ops:
-        if isinstance(raw, dict):
-            fields = {k.lower(): v for k, v in raw.items()}
-            total += max(1, len(_paths_of(fields.get("path"), fields.get("value"))))
-        else:
-            total += 1
-    return total
+    return sum(1 if paths is None else max(1, len(paths)) for paths in _raw_paths(payload))
 
 
 def complex_path_characters(payload: Any) -> int:
     """Count the characters of a PatchOp's paths that only the full grammar reads.
 
-    /Bulk adds them up over its PATCH operations and holds the sum to the same limit. A
-    malformed PatchOp counts what it can; parse_patch says what is wrong with it.
+    /Bulk adds them up over its PATCH operations and holds the sum to the same limit.
     """
+    return sum(_complex_length(paths) for paths in _raw_paths(payload) if paths is not None)
+
+
+def _raw_paths(payload: Any) -> Iterator[list[str] | None]:
+    """Each operation's paths, read from an unchecked PatchOp (None: not an object)."""
     if not isinstance(payload, dict):
-        return 0
+        return
     raw_ops = next((v for k, v in payload.items() if k.lower() == "operations"), None)
     if not isinstance(raw_ops, list):
-        return 0
-    total = 0
+        return
     for raw in raw_ops:
         if isinstance(raw, dict):
             fields = {k.lower(): v for k, v in raw.items()}
-            path = fields.get("path")
-            total += _complex_length(_paths_of(path, fields.get("value")))
-    return total
+            yield _paths_of(fields.get("path"), fields.get("value"))
+        else:
+            yield None
 
 
 def too_complex(what: str) -> ScimError:
