@@ -67,6 +67,18 @@ _STALLED = Health(
 _PENDING = Health(False, "migrations pending", "the database schema is not at the newest revision")
 
 
+_HEALTH_TEXT = {
+    "unreachable": "the database cannot be reached",
+    "interrupted": "the database stopped answering",
+    "read_only": "the database does not take writes: it is read-only",
+    "disk_full": "the database does not take writes: its disk is full",
+    "io_error": "the database cannot read or write its disk",
+    "statement_timeout": "the database did not answer a heartbeat in time: it is overloaded",
+    "overloaded": "the database has no room for another connection or query",
+    "pool_timeout": "no connection for the heartbeat",
+}
+
+
 def _upsert(dialect: str) -> Any:
     statement = (postgres_insert if dialect == "postgresql" else sqlite_insert)(_TABLE)
     return statement.on_conflict_do_update(
@@ -151,7 +163,9 @@ class DatabaseHealth:
                 logger.warning("database heartbeat failed: %s", error)
                 found = Health(False, "error", f"the heartbeat failed: {type(error).__name__}")
             else:
-                found = Health(False, reason, availability.unavailable_for(reason).detail)
+                found = Health(
+                    False, reason, _HEALTH_TEXT.get(reason, f"the heartbeat failed: {reason}")
+                )
         finally:
             self._beat_started = None
         self._settle(found)
