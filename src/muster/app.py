@@ -25,6 +25,7 @@ from muster.web.asgi import MusterApp
 from muster.web.blocking import BlockingPool
 from muster.web.console.routes import attach_console, console_routes
 from muster.web.events_api.routes import EVENTS_PATH, events_api_routes
+from muster.web.failed_auth import FailedAuthentications
 from muster.web.metrics import Metrics
 from muster.web.scim_api.routes import scim_app
 from muster.web.sso.routes import attach_sso, sso_routes
@@ -106,7 +107,16 @@ def create_app(
         call_timeout=settings.request_timeout_seconds,
         is_stalled=lambda: database.health.is_stalled,
     )
-    wiring = Wiring(settings=settings, uow_factory=database.uow, blocking=blocking, metrics=metrics)
+    failed_auth = FailedAuthentications(
+        settings.auth_failures_per_window, settings.auth_failure_window_seconds, metrics
+    )
+    wiring = Wiring(
+        settings=settings,
+        uow_factory=database.uow,
+        blocking=blocking,
+        failed_auth=failed_auth,
+        metrics=metrics,
+    )
     scim = scim_app(wiring)
 
     @contextlib.asynccontextmanager

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
         ge=0,
         description="How often each process adds its counts to the shared ones (0: after each).",
     )
+    auth_failures_per_window: int = Field(
+        60,
+        ge=0,
+        description="Failed authentications one client address may make per window before its "
+        "requests get 429 until the window ends (0: no limit).",
+    )
+    auth_failure_window_seconds: int = Field(
+        60, ge=1, description="The window of auth_failures_per_window."
+    )
     db_pool_size: int = Field(
         5, ge=1, description="Connections kept open per process (SQLite and PostgreSQL)."
     )

@@ -1,7 +1,8 @@
 """Muster's process logs on stderr: one JSON object per line (or text), with the request id.
 
 These are the operator's logs (errors, start-up, shutdown); each SCIM request's outcome goes to
-the tenant's provisioning log in the database instead (services/provisioning_log.py).
+the tenant's provisioning log in the database instead (services/provisioning_log.py). Every line
+passes through redact(): a secret in a message or a traceback is never written out.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from muster.redaction import redact
 
 # The id of the request being served, set once per request by the web layer; each request runs
 # in its own task, so a line logged anywhere below it carries the id without it being passed.
@@ -36,7 +39,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         request_id = request_id_var.get()
         if request_id:
@@ -45,10 +48,18 @@ class JsonFormatter(logging.Formatter):
             if key not in _RECORD_FIELDS and key not in line:
                 line[key] = value
         if record.exc_info:
-            line["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            trace = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            line["exception"] = redact(trace)
         if record.stack_info:
             line["stack"] = record.stack_info
         return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT lines, with every secret Muster issues redacted (as in JSON lines)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class RequestIdFilter(logging.Filter):
@@ -64,7 +75,11 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
     """A logging.config.dictConfig for the root logger and uvicorn's; each worker applies it."""
     is_json = log_format == "json"
     # By dotted name: uvicorn hands this to worker processes it spawns.
-    formatter = {"()": f"{__name__}.JsonFormatter"} if is_json else {"format": TEXT_FORMAT}
+    formatter = (
+        {"()": f"{__name__}.JsonFormatter"}
+        if is_json
+        else {"()": f"{__name__}.TextFormatter", "fmt": TEXT_FORMAT}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,

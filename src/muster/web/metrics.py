@@ -159,6 +159,14 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.auth_failures = Counter(
+            "muster_auth_failures",
+            "Requests whose bearer credential was missing or not valid (`refused`, 401), and "
+            "those refused unread because their address kept failing (`throttled`, 429). "
+            "Never by tenant: such a request proves none.",
+            ["outcome"],
+            registry=registry,
+        )
         # Children by label values: prometheus_client's labels() costs more than the count.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._request_tallies: dict[tuple[str, str, int], _Tally] = {}
@@ -235,6 +243,10 @@ class Metrics:
     def observe_refusal(self, reason: str | None) -> None:
         """Count one request refused with 503 (rare: counted at once, not tallied)."""
         self.refused.labels(reason or "other").inc()
+
+    def observe_auth_failure(self, outcome: str) -> None:
+        """Count one request refused for its credential (rare: counted at once)."""
+        self.auth_failures.labels(outcome).inc()
 
     def observe_pool(self, checked_out: int) -> None:
         self.pool_checked_out.set(checked_out)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from muster.config import Settings
 from muster.services.database import UnitOfWork
 from muster.web.blocking import BlockingPool
+from muster.web.failed_auth import FailedAuthentications
 from muster.web.metrics import Metrics
 
 
@@ -19,4 +20,6 @@ class Wiring:
     uow_factory: Callable[[str | None], UnitOfWork]
     # Where every database call and long CPU job of a request runs (never the event loop).
     blocking: BlockingPool
+    # Bad credentials per client address: counted, logged and throttled (never a tenant's log).
+    failed_auth: FailedAuthentications
     metrics: Metrics = field(default_factory=Metrics)

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from muster.errors import ScimError, ScimType
+from muster.process_logs import request_id_var
 from muster.services import api_tokens, event_log
 from muster.services.api_tokens import Principal
 from muster.web.scim_api.auth import bearer_token, note_use
@@ -24,7 +25,7 @@ MAX_WAIT_SECONDS = 30
 WAIT_POLL_SECONDS = 0.5
 _NUMBER = re.compile(r"[0-9]{1,18}")  # fits a BIGINT, no sign, no spaces
 _HEADERS = {"Cache-Control": "no-store"}
-_CODES = {401: "unauthorized", 410: "cursor_expired", 503: "unavailable"}
+_CODES = {401: "unauthorized", 410: "cursor_expired", 429: "too_many_requests", 503: "unavailable"}
 
 
 def _error(error: ScimError) -> Response:
@@ -67,8 +68,20 @@ async def list_events(request: Request) -> Response:
     wiring: Wiring = request.app.state.wiring
     blocking = wiring.blocking
     params = request.query_params
+    address = request.client.host if request.client else "unknown"
     try:
-        principal = await blocking.run(_authenticate, wiring, request.headers.get("authorization"))
+        # An address that keeps sending bad keys is refused before any work (web/failed_auth.py).
+        wiring.failed_auth.admit(address)
+        try:
+            principal = await blocking.run(
+                _authenticate, wiring, request.headers.get("authorization")
+            )
+        except ScimError as error:
+            if error.status == 401:
+                wiring.failed_auth.record(
+                    address, "GET", EVENTS_PATH, request_id_var.get() or "-", error.detail
+                )
+            raise
         after = _number(params, "after", None, cursor=True)
         limit = _number(params, "limit", event_log.DEFAULT_LIMIT)
         wait = _number(params, "wait", 0)

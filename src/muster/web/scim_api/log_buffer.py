@@ -28,7 +28,7 @@ class LogBuffer:
 
     def __init__(self, wiring: Wiring) -> None:
         self._wiring = wiring
-        self._pending: dict[tuple[str, bool], list[LogEntry]] = {}
+        self._pending: dict[str, list[LogEntry]] = {}
         self._count = 0
         self._dropped = 0
         self._uses: dict[str, Principal] = {}  # token id -> its latest use, once a minute
@@ -42,12 +42,12 @@ class LogBuffer:
         """log_flush_seconds=0: the request's own entries are written before it ends."""
         return self._wiring.settings.log_flush_seconds <= 0
 
-    def add(self, tenant_id: str, entry: LogEntry, *, claimed: bool) -> None:
-        """Queue one entry; `claimed` means the tenant comes from a token that failed."""
+    def add(self, tenant_id: str, entry: LogEntry) -> None:
+        """Queue one entry of a tenant's log."""
         with self._lock:
             if self._count >= MAX_PENDING:
                 self._drop_oldest()
-            self._pending.setdefault((tenant_id, claimed), []).append(entry)
+            self._pending.setdefault(tenant_id, []).append(entry)
             self._count += 1
         if not self.writes_at_once:
             self.writer.wake()
@@ -83,15 +83,14 @@ class LogBuffer:
                 MAX_PENDING,
             )
         settings = self._wiring.settings
-        failed: dict[tuple[str, bool], list[LogEntry]] = {}
-        for (tenant_id, claimed), entries in pending.items():
+        failed: dict[str, list[LogEntry]] = {}
+        for tenant_id, entries in pending.items():
             try:
                 provisioning_log.record_requests(
                     self._wiring.uow_factory(tenant_id),
                     entries,
                     retention_days=settings.log_retention_days,
                     max_entries=settings.log_max_entries,
-                    tenant_may_not_exist=claimed,
                 )
             except Exception as error:  # the log must never turn served requests into failures
                 logger.warning(
@@ -99,7 +98,7 @@ class LogBuffer:
                     len(entries),
                     type(error).__name__,
                 )
-                failed[(tenant_id, claimed)] = entries
+                failed[tenant_id] = entries
         unrecorded: dict[str, Principal] = {}
         for principal in uses.values():
             try:

@@ -82,6 +82,7 @@ class ScimPipeline:
         self.pool: BlockingPool = wiring.blocking
         self.log_buffer = LogBuffer(wiring)
         self.rate_limits = RateLimitGate(wiring)
+        self.failed_auth = wiring.failed_auth
         self._body_limit = wiring.settings.max_body_bytes
         self._stream_timeout = wiring.settings.request_timeout_seconds
 
@@ -96,8 +97,11 @@ class ScimPipeline:
         send_with_id = request_ids.TaggedSend(send, request_id, status=0)  # 0: not started
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         claimed = claimed_tenant(authorization)
+        address = _client_address(scope)
         try:
             try:
+                # An address that keeps sending bad credentials is refused before any work.
+                self.failed_auth.admit(address)
                 has_body = scope["method"] not in _READ_METHODS
                 if has_body:
                     # Read the whole body before any thread or lock is taken: a slow client
@@ -139,7 +143,7 @@ class ScimPipeline:
             if context.error is not None and send_with_id.status == 0:
                 await error_response(context.error, request_id)(scope, receive, send_with_id)
         finally:
-            await self._finish(scope, headers, context, send_with_id.status, authorization, started)
+            await self._finish(scope, headers, context, send_with_id.status, address, started)
 
     def _match(self, scope: Scope) -> Endpoint | ScimError:
         """The route's endpoint (path parameters go into the scope), or the routing error to
@@ -208,13 +212,18 @@ class ScimPipeline:
         headers: dict[bytes, bytes],
         context: ScimContext,
         status: int,
-        authorization: str | None,
+        address: str,
         started: float,
     ) -> None:
         status = status or 500
         if context.principal is not None:
             self.log_buffer.note_use(context.principal)
         error = context.error
+        if error is not None and error.status == 401:
+            # No tenant proven: the process log and a metric, never a tenant's log.
+            self.failed_auth.record(
+                address, scope["method"], scope["path"], context.request_id, error.detail
+            )
         if error is not None and error.status == 503:
             # Refused for want of a database (an outage, a lock, a full pool): the tenant's log
             # may not take it yet, so it always leaves a process-log line and a metric.
@@ -227,7 +236,7 @@ class ScimPipeline:
                 extra={"reason": error.reason, "status": 503},
             )
             self.wiring.metrics.observe_refusal(error.reason)
-        self._record(scope, headers, context, status, authorization, started)
+        self._record(scope, headers, context, status, started)
         self.wiring.metrics.observe_scim(scope["method"], scope["path"], status, error, started)
         if self.log_buffer.writes_at_once:
             # No thread free (ScimError): the entries wait for the next request's flush.
@@ -240,15 +249,11 @@ class ScimPipeline:
         headers: dict[bytes, bytes],
         context: ScimContext,
         status: int,
-        authorization: str | None,
         started: float,
     ) -> None:
         tenant_id = context.tenant_id
-        claimed = False
         if tenant_id is None:
-            tenant_id, claimed = claimed_tenant(authorization), True
-            if tenant_id is None:
-                return
+            return  # the token proved no tenant: nobody's log (see web/failed_auth.py)
         path = scope["path"]
         query = scope.get("query_string", b"")
         if query:
@@ -272,9 +277,9 @@ class ScimPipeline:
             request_id=context.request_id,
             client_quirks=",".join(sorted(set(context.quirks))) or None,
         )
-        self.log_buffer.add(tenant_id, entry, claimed=claimed)
+        self.log_buffer.add(tenant_id, entry)
         for extra in context.log_entries:
-            self.log_buffer.add(tenant_id, extra, claimed=claimed)
+            self.log_buffer.add(tenant_id, extra)
 
     def stop(self, timeout: float) -> None:
         """At shutdown: write what waits (the log, the rate-limit counts), within `timeout`."""
@@ -282,6 +287,12 @@ class ScimPipeline:
         self.log_buffer.flush()
         self.rate_limits.writer.stop(timeout)
         self.rate_limits.sync()
+
+
+def _client_address(scope: Scope) -> str:
+    """The client's address (uvicorn puts a trusted proxy's X-Forwarded-For there)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def _route_path(scope: Scope) -> str:
