@@ -423,6 +423,30 @@ def user_create(ctx: Context, slug: str, email: str, given_name: str, family_nam
     click.echo(f"{created.user_id}\t{email}\tlocal")
 
 
+@user.command("duplicates")
+@click.argument("slug", required=False)
+@pass_context
+@_fails_cleanly
+def user_duplicates(ctx: Context, slug: str | None) -> None:
+    """List identities several users hold (every tenant, or SLUG's); changes nothing.
+
+    One line per identity: tenant, email or userName, its key, then each user's id, userName
+    and state. Since migration 0009 no write can add one; these were stored before it.
+    """
+    found_any = False
+    chosen = [tenants.get_tenant(ctx.uow(), slug)] if slug else tenants.list_tenants(ctx.uow())
+    for t in chosen:
+        for shared in users.find_shared_identities(ctx.uow(t.tenant_id)):
+            found_any = True
+            holders = ", ".join(
+                f"{user_id} {user_name} {'active' if active else 'deactivated'}"
+                for user_id, user_name, active in shared.users
+            )
+            click.echo(f"{t.slug}\t{shared.kind}\t{shared.key}\t{holders}")
+    if not found_any:
+        click.echo("no identity is held by more than one user")
+
+
 @main.group()
 def group() -> None:
     """Manual group memberships (never removed by an IdP push)."""

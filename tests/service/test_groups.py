@@ -852,3 +852,33 @@ def test_many_one_member_remove_operations_remove_each_member_once(
         removed = [e.data["userId"] for e in uow.events.after(0, 1000)
                    if e.type == "group.member_removed"]  # fmt: skip
     assert sorted(removed) == sorted(p.user_id for p in people[:15])
+
+
+# every string has a maximum length (issue 14)
+
+
+def test_create_replace_and_patch_refuse_a_950_kb_display_name(uow: UnitOfWork) -> None:
+    group = given_group(uow)
+    huge = "x" * 950_000
+
+    refusals = [
+        _refused(groups.create_group, uow, build_group(displayName=huge)),
+        _refused(
+            groups.replace_group, uow, group.group_id, build_group(displayName=huge), if_match=None
+        ),
+        _refused_patch(
+            uow, group.group_id, {"op": "replace", "path": "displayName", "value": huge}
+        ),
+        _refused_patch(uow, group.group_id, {"op": "replace", "value": {"displayName": huge}}),
+    ]
+
+    for error in refusals:
+        assert (error.status, error.scim_type) == (400, ScimType.INVALID_VALUE)
+        assert error.detail == "displayName is 950000 characters long; at most 255 are accepted"
+    assert _listed(uow)[0] == 1
+
+
+def test_create_group_refuses_a_long_external_id(uow: UnitOfWork) -> None:
+    error = _refused(groups.create_group, uow, build_group(externalId="e" * 256))
+
+    assert error.detail == "externalId is 256 characters long; at most 255 are accepted"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,8 +18,17 @@ from muster.scim import resources
 from muster.scim.listing import ListQuery, parse_filter
 from muster.scim.records import StoredUser, TenantInfo
 from muster.scim.resources import MAX_MULTI_VALUES
+from muster.scim.schemas import USER_ATTRIBUTES
 from muster.services import tenants, users
-from tests.factories import ENTERPRISE_URN, USER_URN, build_user, given_tenant, given_user, patch_op
+from tests.factories import (
+    ENTERPRISE_URN,
+    USER_URN,
+    build_user,
+    given_tenant,
+    given_user,
+    patch_op,
+    suffix,
+)
 
 pytestmark = pytest.mark.service
 
@@ -930,8 +940,9 @@ def test_create_user_refuses_to_revive_a_deactivated_user_under_another_email(
 ) -> None:
     # Reviving keeps the id; it must not let a POST rewrite a deactivated person's identity.
     old = given_user(uow, email="ann@example.com")
-    users.patch_user(uow, old.user_id, patch_op({"op": "replace", "value": {"active": False}}),
-                     if_match=None)
+    users.patch_user(
+        uow, old.user_id, patch_op({"op": "replace", "value": {"active": False}}), if_match=None
+    )
     body = build_user(email="ann.new@example.com")
     body["userName"] = "ann@example.com"
 
@@ -967,7 +978,9 @@ def test_a_write_checks_the_version_in_the_statement_that_writes(
     calls: dict[str, Callable[[], Any]] = {
         "put": lambda: users.replace_user(uow, user.user_id, _put_body(user), if_match=if_match),
         "patch": lambda: users.patch_user(
-            uow, user.user_id, patch_op({"op": "replace", "path": "title", "value": "X"}),
+            uow,
+            user.user_id,
+            patch_op({"op": "replace", "path": "title", "value": "X"}),
             if_match=if_match,
         ),
         "delete": lambda: users.delete_user(uow, user.user_id, if_match=if_match),
@@ -1035,3 +1048,333 @@ def test_a_user_stored_with_more_values_than_the_limit_can_still_be_deactivated(
 
     assert deactivated.active is False
     assert deactivated.document["phoneNumbers"] == phones
+
+
+# one identity per person (issue 14): keys after NFKC and case folding
+
+
+def _conflict(uow: UnitOfWork, body: dict[str, Any]) -> ScimError:
+    error = _refused(users.create_user, uow, body)
+    assert (error.status, error.scim_type) == (409, ScimType.UNIQUENESS), error
+    return error
+
+
+def _invalid(uow: UnitOfWork, body: dict[str, Any]) -> ScimError:
+    error = _refused(users.create_user, uow, body)
+    assert (error.status, error.scim_type) == (400, ScimType.INVALID_VALUE), error
+    return error
+
+
+def test_create_user_refuses_the_nfd_spelling_of_an_nfc_user(uow: UnitOfWork) -> None:
+    given_user(uow, email=unicodedata.normalize("NFC", "rené@x.com"))
+
+    _conflict(uow, build_user(email=unicodedata.normalize("NFD", "rené@x.com")))
+
+    assert _listed(uow)[0] == 1
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        "\uff42\uff4f\uff42@x.com",  # fullwidth letters
+        "bob@x\uff0ecom",  # a fullwidth full stop
+        "BOB@X.COM",
+    ],
+)
+def test_create_user_refuses_a_compatibility_spelling_of_an_address(
+    uow: UnitOfWork, look_alike: str
+) -> None:
+    given_user(uow, email="bob@x.com")
+
+    _conflict(uow, build_user(email=look_alike))
+
+    assert _listed(uow)[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("email", "named"),
+    [
+        ("bob\u200b@x.com", "U+200B ZERO WIDTH SPACE"),
+        ("\u202emoc.x@bob", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("bob@x.com\u202e", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ],
+)
+def test_create_user_refuses_an_address_with_an_invisible_character(
+    uow: UnitOfWork, email: str, named: str
+) -> None:
+    given_user(uow, email="bob@x.com")
+
+    error = _invalid(uow, build_user(email=email))
+
+    assert error.detail.startswith(f"userName contains {named}")
+    assert _listed(uow)[0] == 1
+
+
+def test_create_user_refuses_a_domain_that_mixes_scripts(uow: UnitOfWork) -> None:
+    error = _invalid(uow, build_user(email="bob@p\u0430ypal.com"))  # a Cyrillic а
+
+    assert "'p\u0430ypal'" in error.detail and "CYRILLIC and LATIN" in error.detail
+
+
+def test_create_user_accepts_a_domain_in_one_non_latin_script(uow: UnitOfWork) -> None:
+    user = given_user(uow, email="иван@пример.рф")
+
+    assert _listed(uow, 'emails.value eq "ИВАН@ПРИМЕР.РФ"')[1][0].user_id == user.user_id
+
+
+def test_a_user_is_found_by_any_spelling_of_its_address(uow: UnitOfWork) -> None:
+    user = given_user(uow, email="bob@x.com")
+
+    for text in (
+        'userName eq "\uff22\uff2f\uff22@x.com"',
+        'emails.value eq "bob@x\uff0ecom"',
+        'emails eq "BOB@X.COM"',
+        'userName sw "\uff42o"',
+    ):
+        total, found = _listed(uow, text)
+        assert (total, [u.user_id for u in found]) == (1, [user.user_id]), text
+
+
+def test_replace_user_accepts_a_spelling_of_the_same_identity(uow: UnitOfWork) -> None:
+    nfc = unicodedata.normalize("NFC", "rené@x.com")
+    nfd = unicodedata.normalize("NFD", "rené@x.com")
+    user = given_user(uow, email=nfc)
+
+    replaced = users.replace_user(
+        uow,
+        user.user_id,
+        _put_body(user, userName=nfd, emails=[{"value": nfd, "primary": True}]),
+        if_match=None,
+    ).user
+
+    assert replaced.document["userName"] == nfd  # stored as sent
+    assert _listed(uow, f'userName eq "{nfc}"')[0] == 1
+
+
+def test_replace_user_still_refuses_a_new_identity(uow: UnitOfWork) -> None:
+    user = given_user(uow, email="bob@x.com")
+
+    error = _refused(
+        users.replace_user,
+        uow,
+        user.user_id,
+        _put_body(user, userName="rob@x.com", emails=[{"value": "rob@x.com", "primary": True}]),
+        if_match=None,
+    )
+
+    assert error.scim_type == ScimType.MUTABILITY
+
+
+# an email belongs to one user, primary or secondary
+
+
+def _with_secondary(email: str, secondary: str) -> dict[str, Any]:
+    return build_user(
+        email=email,
+        emails=[
+            {"value": email, "type": "work", "primary": True},
+            {"value": secondary, "type": "home"},
+        ],
+    )
+
+
+def test_create_user_refuses_another_users_primary_email_as_a_secondary(uow: UnitOfWork) -> None:
+    given_user(uow, email="bob@x.com")
+
+    error = _conflict(uow, _with_secondary("carol@x.com", "Bob@X.com"))
+
+    assert error.detail.startswith("email address 'Bob@X.com' is already in use")
+
+
+def test_create_user_refuses_another_users_secondary_email_as_its_identity(
+    uow: UnitOfWork,
+) -> None:
+    users.create_user(uow, _with_secondary("carol@x.com", "bob@x.com"))
+
+    error = _conflict(uow, build_user(email="bob@x.com"))
+
+    assert "bob@x.com" in error.detail
+
+
+def test_create_user_refuses_an_email_a_deactivated_user_lists(uow: UnitOfWork) -> None:
+    carol = users.create_user(uow, _with_secondary("carol@x.com", "bob@x.com")).user
+    _deactivate(uow, carol.user_id)
+
+    _conflict(uow, build_user(email="bob@x.com"))
+
+
+def test_replace_user_refuses_to_add_another_users_email(uow: UnitOfWork) -> None:
+    given_user(uow, email="bob@x.com")
+    carol = given_user(uow, email="carol@x.com")
+
+    error = _refused(
+        users.replace_user,
+        uow,
+        carol.user_id,
+        _put_body(
+            carol,
+            emails=[*carol.document["emails"], {"value": "\uff42ob@x.com", "type": "home"}],
+        ),
+        if_match=None,
+    )
+
+    assert (error.status, error.scim_type) == (409, ScimType.UNIQUENESS)
+    _unchanged(uow, carol)
+
+
+def test_patch_user_refuses_to_add_another_users_email(uow: UnitOfWork) -> None:
+    given_user(uow, email="bob@x.com")
+    carol = given_user(uow, email="carol@x.com")
+
+    error = _refused(
+        users.patch_user,
+        uow,
+        carol.user_id,
+        patch_op({"op": "add", "path": "emails", "value": [{"value": "bob@x.com"}]}),
+        if_match=None,
+    )
+
+    assert (error.status, error.scim_type) == (409, ScimType.UNIQUENESS)
+    _unchanged(uow, carol)
+
+
+def test_emails_value_eq_finds_the_one_user_holding_an_email(uow: UnitOfWork) -> None:
+    bob = given_user(uow, email="bob@x.com")
+    for look_alike in ("\uff42\uff4f\uff42@x.com", "bob@x\uff0ecom"):
+        _conflict(uow, _with_secondary(f"{suffix()}@x.com", look_alike))
+
+    total, found = _listed(uow, 'emails.value eq "bob@x.com"')
+
+    assert (total, [u.user_id for u in found]) == (1, [bob.user_id])
+
+
+def test_a_user_may_list_its_own_email_twice(uow: UnitOfWork) -> None:
+    body = build_user(
+        email="bob@x.com",
+        emails=[
+            {"value": "bob@x.com", "type": "work", "primary": True},
+            {"value": "BOB@x.com", "type": "home"},
+        ],
+    )
+
+    user = users.create_user(uow, body).user
+    again = users.replace_user(uow, user.user_id, _put_body(user), if_match=None).user
+
+    assert len(again.document["emails"]) == 2
+    assert _listed(uow, 'emails.value eq "bob@x.com"')[0] == 1
+
+
+def test_a_user_may_keep_and_drop_its_secondary_emails(uow: UnitOfWork) -> None:
+    user = users.create_user(uow, _with_secondary("bob@x.com", "bobby@x.com")).user
+
+    users.replace_user(
+        uow, user.user_id, _put_body(user, emails=user.document["emails"][:1]), if_match=None
+    )
+
+    assert _listed(uow, 'emails.value eq "bobby@x.com"')[0] == 0
+    assert users.create_user(uow, build_user(email="bobby@x.com")).created
+
+
+def test_reviving_a_user_keeps_its_secondary_emails(uow: UnitOfWork) -> None:
+    body = _with_secondary("bob@x.com", "bobby@x.com")
+    user = users.create_user(uow, body).user
+    _deactivate(uow, user.user_id)
+
+    revived = users.create_user(uow, body).user
+
+    assert revived.user_id == user.user_id and revived.active
+    assert _listed(uow, 'emails.value eq "bobby@x.com"')[1][0].user_id == user.user_id
+
+
+def test_the_email_index_refuses_what_slips_past_the_check(
+    uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two writers racing past the check: the unique index is the last word, a 409 not a 500.
+    users.create_user(uow, _with_secondary("carol@x.com", "bob@x.com"))
+    monkeypatch.setattr(UserRepository, "email_holders", lambda *_, **__: [])
+
+    error = _conflict(uow, build_user(email="bob@x.com"))
+
+    assert "email" in error.detail
+    assert _listed(uow)[0] == 1
+
+
+# every string has a maximum length
+
+
+def test_create_user_refuses_a_950_kb_display_name(uow: UnitOfWork) -> None:
+    error = _invalid(uow, build_user(displayName="x" * 950_000))
+
+    assert error.detail == "displayName is 950000 characters long; at most 255 are accepted"
+    assert _listed(uow)[0] == 0
+
+
+def test_replace_and_patch_refuse_a_950_kb_display_name(uow: UnitOfWork) -> None:
+    user = given_user(uow)
+    huge = "x" * 950_000
+
+    replaced = _refused(
+        users.replace_user, uow, user.user_id, _put_body(user, displayName=huge), if_match=None
+    )
+    patched = _refused(
+        users.patch_user,
+        uow,
+        user.user_id,
+        patch_op({"op": "replace", "path": "displayName", "value": huge}),
+        if_match=None,
+    )
+
+    assert replaced.detail.startswith("displayName is 950000 characters long")
+    assert patched.detail.startswith("displayName is 950000 characters long")
+    _unchanged(uow, user)
+
+
+def test_create_user_refuses_a_document_over_64_kib(uow: UnitOfWork) -> None:
+    roles = [{"value": "r" * 1000} for _ in range(70)]
+
+    error = _invalid(uow, build_user(roles=roles))
+
+    assert "at most 65536 (64 KiB)" in error.detail
+
+
+def test_a_user_stored_over_the_length_limits_can_still_be_deactivated(
+    uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    huge = "x" * 950_000
+    with monkeypatch.context() as before_the_limits:
+        unbounded = dataclasses.replace(USER_ATTRIBUTES["displayname"], max_length=None)
+        before_the_limits.setitem(USER_ATTRIBUTES, "displayname", unbounded)
+        before_the_limits.setattr(resources, "MAX_USER_DOCUMENT_BYTES", 10**7)
+        user = given_user(uow, displayName=huge)
+
+    deactivated = _deactivate(uow, user.user_id)
+    replaced = users.replace_user(uow, user.user_id, _put_body(deactivated), if_match=None).user
+
+    assert (replaced.active, replaced.document["displayName"]) == (False, huge)
+    error = _refused(
+        users.patch_user,
+        uow,
+        user.user_id,
+        patch_op({"op": "replace", "path": "displayName", "value": huge + "y"}),
+        if_match=None,
+    )
+    assert error.detail.startswith("displayName is 950001 characters long")
+
+
+def test_a_user_stored_with_a_hidden_character_can_still_be_deactivated(
+    uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as before_the_rule:
+        before_the_rule.setattr(resources, "check_identity_text", lambda *_: None)
+        user = given_user(uow, email="bob\u200b@x.com")
+
+    assert _deactivate(uow, user.user_id).active is False
+
+
+def test_find_shared_identities_finds_none_in_a_tenant_that_keeps_the_rule(
+    uow: UnitOfWork,
+) -> None:
+    given_user(uow, email="bob@x.com")
+    users.create_user(uow, _with_secondary("carol@x.com", "carol.b@x.com"))
+
+    assert users.find_shared_identities(uow) == []

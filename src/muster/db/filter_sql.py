@@ -2,9 +2,9 @@
 
 scim/filtering.py resolves the attributes; this module says where each one lives:
 
-- columns: id, externalId, userName (lower-cased key), active, meta.created, meta.lastModified;
+- columns: id, externalId, userName (its identity key), active, meta.created, meta.lastModified;
   Groups: id, externalId, displayName (lower-cased key), meta.created, meta.lastModified;
-- index tables: `emails.value` (user_emails, lower-cased), a user's `groups.value`/`display`
+- index tables: `emails.value` (user_emails, by identity key), a user's `groups.value`/`display`
   and a group's `members.value` (memberships), as `id IN (subquery)` so the index drives;
 - the JSON document: every other single-valued attribute (name.*, title, enterprise ones, ...)
   and the other multi-valued ones (phoneNumbers, addresses, emails.type, ...), the latter with
@@ -57,6 +57,7 @@ from muster.scim.filtering import (
     attributes_of,
     resolve,
 )
+from muster.scim.identities import identity_key
 from muster.scim.schemas import ENTERPRISE_URN, GROUP_URN, USER_URN
 
 users = cast(Table, UserRow.__table__)
@@ -80,7 +81,7 @@ def group_filter(node: FilterNode, tenant_id: str) -> ColumnElement[bool]:
 
 
 def indexed_equality(node: FilterNode | None) -> tuple[str, str] | None:
-    """("externalId", value) or ("emails", lower-cased value) for a lone indexed `eq`, else None.
+    """("externalId", value) or ("emails", the value's key) for a lone indexed `eq`, else None.
 
     IdPs check whether a user exists with these (and with userName, see below) on every push;
     they run on prebuilt statements instead of a where-clause built per request.
@@ -97,7 +98,7 @@ def indexed_equality(node: FilterNode | None) -> tuple[str, str] | None:
     if attr == "externalid" and not sub:
         return "externalId", node.value
     if attr == "emails" and sub in ("", "value"):
-        return "emails", node.value.lower()
+        return "emails", identity_key(node.value)
     return None
 
 
@@ -271,8 +272,9 @@ def _elements(document: Any, key: str) -> Any:
 # ---- leaves ----------------------------------------------------------------------------
 
 # How a stored value compares: "key" is a lower-cased column (caseExact=false, indexed),
-# "fold" lower-cases at query time, "exact" is caseExact; "flag" a JSON boolean as text,
-# "boolean" and "dateTime" typed columns.
+# "identity" a column of identity keys (userName, emails: NFKC and case folded, see
+# scim/identities.py), "fold" lower-cases at query time, "exact" is caseExact; "flag" a JSON
+# boolean as text, "boolean" and "dateTime" typed columns.
 Kind = str
 
 
@@ -282,7 +284,7 @@ def _not_filterable(attribute: Attribute, resource: str) -> ScimError:
 
 def _leaf(expr: Compare | Has, stored: Any, kind: Kind) -> ColumnElement[bool]:
     if isinstance(expr, Has):
-        if kind in ("key", "fold", "exact"):
+        if kind in ("key", "identity", "fold", "exact"):
             return and_(stored.is_not(None), stored != "")
         return cast(ColumnElement[bool], stored.is_not(None))
     op, value = expr.op, expr.value
@@ -298,6 +300,8 @@ def _leaf(expr: Compare | Has, stored: Any, kind: Kind) -> ColumnElement[bool]:
         stored, value = _Folded(stored), value.lower()
     elif kind == "key":
         value = value.lower()
+    elif kind == "identity":
+        value = identity_key(value)
     if op in (Op.co, Op.sw, Op.ew):
         return _TextMatch(stored, op, value)
     if op in _ORDERING:
@@ -410,8 +414,8 @@ class _UserSql:
             column_kinds: dict[str, tuple[Any, Kind]] = {
                 "id": (users.c.id, "exact"),
                 "externalId": (users.c.external_id, "exact"),
-                # user_name_key holds the lower-cased userName (caseExact=false), unique per tenant.
-                "userName": (users.c.user_name_key, "key"),
+                # user_name_key holds the userName's identity key, unique per tenant.
+                "userName": (users.c.user_name_key, "identity"),
                 "active": (users.c.active, "boolean"),
                 "meta.created": (users.c.created_at, "dateTime"),
                 "meta.lastModified": (users.c.last_modified, "dateTime"),
@@ -440,10 +444,10 @@ class _UserSql:
         attribute, condition = expr.attribute, expr.condition
         whole = isinstance(condition, Has) and condition.attribute.sub is None
         if attribute.name == "emails" and not whole and _only_subs(condition, {"value"}):
-            # Every email value, lower-cased, plus the identity email: an index lookup.
+            # Every email's key, the identity email's too: an index lookup.
             matches = select(user_emails.c.user_id).where(
                 user_emails.c.tenant_id == self.tenant_id,
-                _build(condition, lambda e: _leaf(e, user_emails.c.value_key, "key"), _nested),
+                _build(condition, lambda e: _leaf(e, user_emails.c.value_key, "identity"), _nested),
             )
             return users.c.id.in_(matches)
         if attribute.name == "groups":

@@ -5,7 +5,7 @@ Hot-path statements are prebuilt in statements.py; only filtered searches build 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
@@ -17,6 +17,7 @@ from muster.db import fast_exec as fast
 from muster.db import statements as sql
 from muster.db.row_mapping import to_stored_group, to_stored_user, to_tenant_info
 from muster.errors import ScimError
+from muster.scim.identities import identity_key
 from muster.scim.records import StoredGroup, StoredUser, TenantInfo
 
 R = TypeVar("R")
@@ -206,17 +207,30 @@ class UserRepository(_ResourceRows[StoredUser]):
         )
         return [(r[0], bool(r[1]), r[2], r[3]) for r in rows]
 
-    def id_by_email(self, email_key: str) -> str | None:
+    def id_by_email(self, email: str) -> str | None:
+        """The user whose identity email is this one, however it is spelled (its key)."""
         return self._conn.execute(
-            sql.USER_ID_BY_EMAIL, {"b_tenant": self._tenant_id, "b_email_key": email_key}
+            sql.USER_ID_BY_EMAIL,
+            {"b_tenant": self._tenant_id, "b_email_key": identity_key(email)},
         ).scalar()
+
+    def email_holders(self, keys: Iterable[str], *, other_than: str | None) -> list[str]:
+        """The keys among these that another user holds, primary or secondary, in key order."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return []
+        rows = self._conn.execute(
+            sql.EMAIL_HOLDERS,
+            {"b_tenant": self._tenant_id, "b_keys": wanted, "b_id": other_than or ""},
+        )
+        return list(dict.fromkeys(row.value_key for row in rows))
 
     def add(self, values: dict[str, Any], emails: Iterable[str]) -> None:
         try:
             fast.run(self._conn, sql.INSERT_USER, {**values, "tenant_id": self._tenant_id})
         except IntegrityError as error:
             raise _uniqueness_error(error) from error
-        self._add_emails(values["id"], emails)
+        self._add_emails(values["id"], set(emails))
 
     def change(
         self,
@@ -240,22 +254,62 @@ class UserRepository(_ResourceRows[StoredUser]):
         if changed != 1:
             return False
         if emails is not None:
-            fast.run(self._conn, sql.DELETE_EMAILS, {"b_tenant": self._tenant_id, "b_id": user_id})
-            self._add_emails(user_id, emails)
+            self._replace_emails(user_id, set(emails))
         return True
 
-    def _add_emails(self, user_id: str, emails: Iterable[str]) -> None:
-        for value in emails:
-            fast.run(
-                self._conn,
-                sql.INSERT_EMAILS,
-                {"tenant_id": self._tenant_id, "user_id": user_id, "value_key": value},
-            )
+    def _replace_emails(self, user_id: str, emails: set[str]) -> None:
+        """Make the user's email rows these keys, touching only the ones that change.
+
+        A row kept keeps its flag: a legacy duplicate stays one while the user still lists it.
+        """
+        scope = {"b_tenant": self._tenant_id, "b_id": user_id}
+        current = {row[0] for row in fast.fetch(self._conn, sql.EMAIL_KEYS_OF_USER, scope)}
+        gone = sorted(current - emails)
+        if gone:
+            self._conn.execute(sql.DELETE_EMAILS, {**scope, "b_keys": gone})
+        self._add_emails(user_id, emails - current)
+
+    def _add_emails(self, user_id: str, emails: set[str]) -> None:
+        rows: list[Mapping[str, Any]] = [
+            {"tenant_id": self._tenant_id, "user_id": user_id, "value_key": value}
+            for value in sorted(emails)
+        ]
+        try:
+            fast.run_many(self._conn, sql.INSERT_EMAILS, rows)
+        except IntegrityError as error:
+            # Another user's write took one of these emails after the service's check.
+            raise ScimError.uniqueness("email address") from error
 
     def remove(self, user_id: str, *, read_version: int) -> bool:
         """Delete the user at `read_version` and (by cascade) their email and membership rows."""
         params = {"b_tenant": self._tenant_id, "b_id": user_id, "b_version": read_version}
         return fast.run(self._conn, sql.DELETE_USER, params) == 1
+
+    def shared_emails(self) -> list[tuple[str, str, str, bool]]:
+        """(email key, user id, userName, active) of every email more than one user holds."""
+        rows = self._conn.execute(sql.SHARED_EMAILS, {"b_tenant": self._tenant_id})
+        return [(r.value_key, r.id, r.user_name, bool(r.active)) for r in rows]
+
+    def user_name_keys(self, batch_size: int = 5000) -> Iterator[list[tuple[str, str, str, bool]]]:
+        """Yield (id, userName, user_name_key, active) of every user, a batch at a time."""
+        after = ""
+        while True:
+            params = {"b_tenant": self._tenant_id, "b_after": after, "b_limit": batch_size}
+            rows = fast.fetch(self._conn, sql.USER_NAME_KEYS, params)
+            if not rows:
+                return
+            yield [(r[0], r[1], r[2], bool(r[3])) for r in rows]
+            after = rows[-1][0]
+
+    def holders_of_user_name_keys(self, keys: Iterable[str]) -> list[tuple[str, str, str, bool]]:
+        """(id, userName, user_name_key, active) of the users holding these keys."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return []
+        rows = self._conn.execute(
+            sql.USERS_BY_KEYS, {"b_tenant": self._tenant_id, "b_keys": wanted}
+        )
+        return [(r.id, r.user_name, r.user_name_key, bool(r.active)) for r in rows]
 
     def search_by_user_name(
         self, user_name_key: str, *, offset: int, limit: int
@@ -555,15 +609,15 @@ class GroupRepository(_ResourceRows[StoredGroup]):
         if self._conn.execute(sql.SET_MEMBER_SOURCE, params).rowcount:
             return False
         self._conn.execute(
-                sql.INSERT_MEMBERSHIP,
-                {
-                    "tenant_id": self._tenant_id,
-                    "group_id": group_id,
-                    "user_id": user_id,
-                    "source": source,
-                    "added_at": now,
-                },
-            )
+            sql.INSERT_MEMBERSHIP,
+            {
+                "tenant_id": self._tenant_id,
+                "group_id": group_id,
+                "user_id": user_id,
+                "source": source,
+                "added_at": now,
+            },
+        )
         return True
 
     def remove_member(self, group_id: str, user_id: str) -> str | None:

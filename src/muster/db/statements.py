@@ -165,10 +165,10 @@ USER_ID_BY_EMAIL = select(users.c.id).where(
 )
 INSERT_USER = insert(users)
 # The columns every user write sets, bound as v_<column>: a fixed shape, so it is prebuilt.
+# Not the keys: a user's identity cannot change (services/users.py), so they are written once,
+# at creation; a user migration 0009 left with its old key (a legacy duplicate) keeps it.
 USER_WRITE_COLUMNS = (
     "user_name",
-    "user_name_key",
-    "email_key",
     "external_id",
     "active",
     "source",
@@ -185,9 +185,57 @@ UPDATE_USER = (
     .values({name: bindparam(f"v_{name}", type_=users.c[name].type) for name in USER_WRITE_COLUMNS})
 )
 DELETE_USER = delete(users).where(_THE_USER_AS_READ)
-INSERT_EMAILS = insert(user_emails)
+INSERT_EMAILS = insert(user_emails).values(
+    tenant_id=bindparam("tenant_id", type_=String(36)),
+    user_id=bindparam("user_id", type_=String(36)),
+    value_key=bindparam("value_key", type_=String(255)),
+    is_legacy_duplicate=False,
+)
+_EMAILS_OF_USER = and_(user_emails.c.tenant_id == TENANT, user_emails.c.user_id == ID)
+EMAIL_KEYS_OF_USER = select(user_emails.c.value_key).where(_EMAILS_OF_USER)
 DELETE_EMAILS = delete(user_emails).where(
-    user_emails.c.tenant_id == TENANT, user_emails.c.user_id == ID
+    _EMAILS_OF_USER, user_emails.c.value_key.in_(bindparam("b_keys", expanding=True))
+)
+# Who else holds any of these emails (primary or not): the check before a write.
+EMAIL_HOLDERS = (
+    select(user_emails.c.value_key, user_emails.c.user_id)
+    .where(
+        user_emails.c.tenant_id == TENANT,
+        user_emails.c.value_key.in_(bindparam("b_keys", expanding=True)),
+        user_emails.c.user_id != ID,
+    )
+    .order_by(user_emails.c.value_key, user_emails.c.user_id)
+)
+# Emails held by more than one user: what migration 0009 found and kept (legacy duplicates).
+_SHARED_KEYS = (
+    select(user_emails.c.value_key)
+    .where(user_emails.c.tenant_id == TENANT)
+    .group_by(user_emails.c.value_key)
+    .having(func.count() > 1)
+)
+SHARED_EMAILS = (
+    select(user_emails.c.value_key, users.c.id, users.c.user_name, users.c.active)
+    .join(
+        users,
+        and_(users.c.tenant_id == user_emails.c.tenant_id, users.c.id == user_emails.c.user_id),
+    )
+    .where(user_emails.c.tenant_id == TENANT, user_emails.c.value_key.in_(_SHARED_KEYS))
+    .order_by(user_emails.c.value_key, users.c.created_at, users.c.id)
+)
+# Every user's userName and key, a page at a time in id order (the duplicates report).
+USER_NAME_KEYS = (
+    select(users.c.id, users.c.user_name, users.c.user_name_key, users.c.active)
+    .where(users.c.tenant_id == TENANT, users.c.id > bindparam("b_after", type_=String(36)))
+    .order_by(users.c.id)
+    .limit(LIMIT)
+)
+USERS_BY_KEYS = (
+    select(users.c.id, users.c.user_name, users.c.user_name_key, users.c.active)
+    .where(
+        users.c.tenant_id == TENANT,
+        users.c.user_name_key.in_(bindparam("b_keys", expanding=True)),
+    )
+    .order_by(users.c.created_at, users.c.id)
 )
 # The Okta existence check, `userName eq "…"`, by its own prebuilt statement.
 USERS_BY_USER_NAME_KEY = (
@@ -397,9 +445,9 @@ ADDED_MEMBER_EVENTS = (
     insert(events)
     .from_select(
         EVENT_COLUMNS,
-        select(
-            *_member_events("group.member_added", users.c.id, users.c.user_name, SOURCE)
-        ).where(*_ADDABLE),
+        select(*_member_events("group.member_added", users.c.id, users.c.user_name, SOURCE)).where(
+            *_ADDABLE
+        ),
     )
     .execution_options(preserve_rowcount=True)
 )

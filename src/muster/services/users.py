@@ -11,6 +11,7 @@ from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError, ScimType
 from muster.scim import patching, versioning
 from muster.scim.cursors import CursorPage
+from muster.scim.identities import identity_key
 from muster.scim.listing import ListQuery
 from muster.scim.records import StoredUser
 from muster.scim.resources import UserInput, identity_email, parse_user
@@ -95,6 +96,8 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
             # Reviving is for the same person coming back. A deactivated user holding only the
             # userName or only the email is someone else's identity: reviving would rename it.
             raise ScimError(409, REVIVE_IDENTITY_CONFLICT, ScimType.UNIQUENESS)
+        revived_id = holders[0][0] if holders else None
+        _require_free_emails(uow, incoming, incoming.emails, owner=revived_id)
         now = utcnow()
         if holders:
             # Okta and others create again instead of reactivating after a re-assignment
@@ -106,9 +109,7 @@ def create_user(uow: UnitOfWork, payload: Any, *, source: str = "idp") -> Outcom
                 seats.claim_seat(uow)
             version = current.version + 1
             values = _columns(incoming, active, source, now, version)
-            if not uow.users.change(
-                user_id, values, incoming.emails, read_version=current.version
-            ):
+            if not uow.users.change(user_id, values, incoming.emails, read_version=current.version):
                 raise versioning.changed_since_read("User", user_id)
             user = _stored(user_id, incoming, active, source, current.created, now, version)
             events.user_changed(
@@ -162,7 +163,7 @@ def list_users(
         if user_name is not None:  # Okta's existence check, on its own prebuilt statement
             # (userName is unique: at most one match, so sortBy changes nothing)
             found = uow.users.search_by_user_name(
-                user_name.lower(), offset=query.offset, limit=query.count
+                identity_key(user_name), offset=query.offset, limit=query.count
             )
         elif keyed is not None:  # externalId / emails.value existence checks, also prebuilt
             found = uow.users.search_by_key(*keyed, offset=query.offset, limit=query.count)
@@ -189,22 +190,43 @@ def list_users_by_cursor(
     return page
 
 
+def _require_free_emails(
+    uow: UnitOfWork, incoming: UserInput, keys: set[str], *, owner: str | None
+) -> None:
+    """Refuse an email another user of the tenant holds, as primary or secondary (409)."""
+    taken = uow.users.email_holders(keys, other_than=owner)
+    if taken:
+        raise ScimError.uniqueness(f"email address {incoming.email_as_sent(taken[0])!r}")
+
+
+def _email_keys(document: dict[str, Any]) -> set[str]:
+    """The keys of a stored user's emails, as its email rows hold them."""
+    keys = {
+        identity_key(value)
+        for item in document.get("emails", [])
+        if isinstance(value := item.get("value"), str) and value.strip()
+    }
+    keys.add(identity_key(identity_email(document)))
+    return keys
+
+
 def _require_same_identity(current: StoredUser, incoming: UserInput) -> None:
     # Product rule: the email address is the person's identity, and userName follows it.
-    # A change of letter case only is not a change of identity.
-    if incoming.user_name_key != str(current.document.get("userName", "")).lower():
+    # A change that keeps the key (letter case, NFC/NFD, fullwidth forms) is not a change of
+    # identity; so the key columns never change after creation.
+    if incoming.user_name_key != identity_key(str(current.document.get("userName", ""))):
         raise ScimError.mutability(IDENTITY_CHANGE.format(attribute="userName"))
-    if incoming.email_key != identity_email(current.document).lower():
+    if incoming.email_key != identity_key(identity_email(current.document)):
         raise ScimError.mutability(IDENTITY_CHANGE.format(attribute="The email address"))
 
 
 def _rewrite(uow: UnitOfWork, current: StoredUser, incoming: UserInput, active: bool) -> StoredUser:
     _require_same_identity(current, incoming)
+    current_emails = _email_keys(current.document)
+    _require_free_emails(uow, incoming, incoming.emails - current_emails, owner=current.user_id)
     seats.move_seat(uow, was_active=current.active, is_active=active)
     now = utcnow()
     version = current.version + 1
-    current_emails = {e.get("value", "").lower() for e in current.document.get("emails", [])}
-    current_emails.add(identity_email(current.document).lower())
     emails = incoming.emails if incoming.emails != current_emails else None
     values = _columns(incoming, active, current.source, now, version)
     if not uow.users.change(current.user_id, values, emails, read_version=current.version):
@@ -217,12 +239,14 @@ def _rewrite(uow: UnitOfWork, current: StoredUser, incoming: UserInput, active: 
 
 def replace_user(uow: UnitOfWork, user_id: str, payload: Any, *, if_match: str | None) -> Outcome:
     """Replace a user's attributes (RFC 7644 §3.5.1); read-only ones in the body are ignored."""
-    incoming = parse_user(payload)
     with uow:
         current = uow.users.get(user_id, for_update=True)
         if current is None:
             raise ScimError.not_found("User", user_id)
         versioning.require_match(current.version, if_match)
+        # Read against the stored user: values stored before a newer rule (a length limit,
+        # the identity characters) may stay as they are.
+        incoming = parse_user(payload, stored=current.document)
         # A PUT without `active` keeps the current state rather than silently toggling a seat.
         active = current.active if incoming.active is None else incoming.active
         user = _rewrite(uow, current, incoming, active)
@@ -243,7 +267,9 @@ def patch_user(uow: UnitOfWork, user_id: str, payload: Any, *, if_match: str | N
         patched = patching.apply_operations(current.document, operations, USER_SCHEMA, quirks)
         # apply_operations held the PATCH to MAX_MULTI_VALUES on what it adds; a user stored
         # with more values before the limit can still be patched (deactivated, say).
-        incoming = parse_user(patched, require_schemas=False, limit_values=False)
+        incoming = parse_user(
+            patched, require_schemas=False, limit_values=False, stored=current.document
+        )
         active = incoming.active if incoming.active is not None else current.active
         user = _rewrite(uow, current, incoming, active)
         _attach_groups(uow, [user])
@@ -281,6 +307,48 @@ def create_local_user(
         payload["name"] = name
         payload["displayName"] = " ".join(name.values())
     return create_user(uow, payload, source="local").user
+
+
+# -- identities shared by several users (stored before migration 0009) -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SharedIdentity:
+    """Users of one tenant holding one identity: an email (primary or not) or a userName."""
+
+    kind: str  # "email" | "userName"
+    key: str  # the identity key (scim/identities.py) they share
+    users: list[tuple[str, str, bool]]  # (user id, userName, active)
+
+
+def find_shared_identities(uow: UnitOfWork) -> list[SharedIdentity]:
+    """List the identities more than one user of the tenant holds; read-only, merges nothing.
+
+    Writes refuse them since migration 0009 (409); these were stored before it. Emails come
+    from the email rows (one GROUP BY). A userName that clashed kept its old key in the
+    migration, so those are the users whose key is not their userName's key: one pass over the
+    tenant's users, a batch at a time.
+    """
+    found: list[SharedIdentity] = []
+    with uow.reading():
+        by_email: dict[str, list[tuple[str, str, bool]]] = {}
+        for key, user_id, user_name, active in uow.users.shared_emails():
+            by_email.setdefault(key, []).append((user_id, user_name, active))
+        found += [SharedIdentity("email", key, holders) for key, holders in by_email.items()]
+        stale: dict[str, list[tuple[str, str, bool]]] = {}
+        for batch in uow.users.user_name_keys():
+            for user_id, user_name, user_name_key, active in batch:
+                key = identity_key(user_name)
+                if key != user_name_key:
+                    stale.setdefault(key, []).append((user_id, user_name, active))
+        keepers: dict[str, list[tuple[str, str, bool]]] = {}
+        for user_id, user_name, user_name_key, active in uow.users.holders_of_user_name_keys(stale):
+            keepers.setdefault(user_name_key, []).append((user_id, user_name, active))
+    for key, others in sorted(stale.items()):
+        holders = keepers.get(key, []) + others
+        if len(holders) > 1:
+            found.append(SharedIdentity("userName", key, holders))
+    return found
 
 
 # -- the console's views ----------------------------------------------------------------------

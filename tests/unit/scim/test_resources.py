@@ -9,9 +9,18 @@ import pytest
 from muster.errors import ScimError, ScimType
 from muster.scim.resources import (
     MAX_MULTI_VALUES,
-    MAX_NAME_LENGTH,
+    MAX_USER_DOCUMENT_BYTES,
     identity_email,
     parse_user,
+)
+from muster.scim.schemas import (
+    ENTERPRISE_ATTRIBUTES,
+    MAX_CERTIFICATE_LENGTH,
+    MAX_LONG_TEXT_LENGTH,
+    MAX_TEXT_LENGTH,
+    MAX_URL_LENGTH,
+    USER_ATTRIBUTES,
+    AttributeSpec,
 )
 from tests.factories import ENTERPRISE_URN, USER_URN, build_user
 
@@ -386,8 +395,243 @@ def test_parse_user_can_skip_the_value_limit_for_a_patched_document() -> None:
 
 @pytest.mark.parametrize("part", ["givenName", "familyName"])
 def test_parse_user_refuses_a_name_longer_than_the_limit(part: str) -> None:
-    body = build_user(name={"givenName": "Ann", part: "a" * (MAX_NAME_LENGTH + 1)})
+    body = build_user(name={"givenName": "Ann", part: "a" * (MAX_TEXT_LENGTH + 1)})
 
     error = _invalid_value(body)
 
-    assert f"name.{part}" in error.detail and str(MAX_NAME_LENGTH) in error.detail
+    assert f"name.{part}" in error.detail and str(MAX_TEXT_LENGTH) in error.detail
+
+
+# malformed elements of multi-valued attributes (issue 14: `emails: [{}]` was a 500)
+
+
+@pytest.mark.parametrize(
+    ("emails", "detail"),
+    [
+        ([{}], "emails[0].value is required"),
+        ([{"value": None, "type": "work"}], "emails[0].value is required"),
+        ([{"type": "work", "primary": True}], "emails[0].value is required"),
+        ([{"nonsense": 1}], "emails[0].value is required"),
+        ([None, {}], "emails[1].value is required"),
+        ([5], "emails[0] must be an object"),
+        (["e@x.com"], "emails[0] must be an object"),
+        ([[{"value": "e@x.com"}]], "emails[0] must be an object"),
+        ([{"value": 5}], "emails[0].value must be a string"),
+        ([{"value": {"a": 1}}], "emails[0].value must be a string"),
+        ([{"value": "e@x.com", "primary": "yes"}], "emails[0].primary must be a boolean"),
+        ({"value": "e@x.com"}, "emails must be a list"),
+    ],
+)
+def test_parse_user_names_the_malformed_email_element(emails: Any, detail: str) -> None:
+    error = _invalid_value({"schemas": [USER_URN], "userName": "e@x.com", "emails": emails})
+
+    assert error.detail.startswith(detail)
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    ["phoneNumbers", "ims", "photos", "roles", "entitlements", "x509Certificates"],
+)
+def test_parse_user_requires_the_value_of_every_element_that_has_one(attribute: str) -> None:
+    error = _invalid_value(build_user(**{attribute: [{"type": "work"}]}))
+
+    assert error.detail == f"{attribute}[0].value is required"
+
+
+def test_parse_user_refuses_an_empty_address_and_keeps_a_partial_one() -> None:
+    error = _invalid_value(build_user(addresses=[{"type": "work"}, {}]))
+
+    assert error.detail.startswith("addresses[1] is empty: it needs at least one of formatted")
+    kept = parse_user(build_user(addresses=[{"type": "work", "locality": "Oslo"}]))
+    assert kept.document["addresses"] == [{"type": "work", "locality": "Oslo"}]
+
+
+def test_parse_user_names_the_malformed_manager() -> None:
+    error = _invalid_value(build_user(**{ENTERPRISE_URN: {"manager": {"value": 7}}}))
+
+    assert error.detail == f"{ENTERPRISE_URN}:manager.value must be a string"
+
+
+# identities: keys and the characters an identity may not hold
+
+
+def test_parse_user_keys_identities_after_nfkc_and_case_folding() -> None:
+    body = build_user(
+        userName="\uff22\uff2f\uff22@x.com",
+        emails=[
+            {"value": "Bob@X\uff0ecom", "primary": True},
+            {"value": "rene\u0301@x.com", "type": "home"},
+        ],
+    )
+
+    parsed = parse_user(body)
+
+    assert parsed.user_name == "\uff22\uff2f\uff22@x.com"  # stored as sent
+    assert parsed.document["emails"][0]["value"] == "Bob@X\uff0ecom"
+    assert parsed.user_name_key == parsed.email_key == "bob@x.com"
+    assert parsed.emails == {"bob@x.com", "ren\u00e9@x.com"}
+
+
+def test_parse_user_does_not_index_a_blank_email() -> None:
+    parsed = parse_user(
+        build_user(
+            email="e@x.com",
+            emails=[{"value": "e@x.com", "primary": True}, {"value": "  ", "type": "home"}],
+        )
+    )
+
+    assert parsed.emails == {"e@x.com"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "attribute"),
+    [
+        ({"userName": "bob\u200b@x.com"}, "userName contains U+200B ZERO WIDTH SPACE"),
+        ({"userName": "\u202emoc.x@bob"}, "userName contains U+202E RIGHT-TO-LEFT OVERRIDE"),
+        (
+            {"emails": [{"value": "e@x.com", "primary": True}, {"value": "b\u2060ob@x.com"}]},
+            "emails[1].value contains U+2060 WORD JOINER",
+        ),
+        ({"userName": "bob@p\u0430ypal.com"}, "userName has the domain label"),
+        (
+            {"emails": [{"value": "bob@p\u0430ypal.com", "primary": True}]},
+            "emails[0].value has the domain label",
+        ),
+    ],
+)
+def test_parse_user_refuses_hidden_characters_and_look_alike_domains(
+    overrides: dict[str, Any], attribute: str
+) -> None:
+    error = _invalid_value(build_user(**overrides))
+
+    assert error.detail.startswith(attribute)
+
+
+def test_parse_user_refuses_a_user_name_whose_key_outgrows_the_column() -> None:
+    # ㍿ (one character) is 株式会社 (four) in NFKC.
+    error = _invalid_value(build_user(userName="\u337f" * 70 + "@x.com"))
+
+    assert "userName is 286 characters long once normalised" in error.detail
+
+
+# every string has a limit (issue 14: 120 users went in with a 950 KB displayName each)
+
+
+def test_every_string_attribute_of_the_schemas_has_a_limit() -> None:
+    def strings(specs: dict[str, AttributeSpec]) -> list[AttributeSpec]:
+        found = []
+        for spec in specs.values():
+            found += strings(spec.sub_attributes)
+            if spec.type in ("string", "reference", "binary"):
+                found.append(spec)
+        return found
+
+    unbounded = [
+        s.name
+        for s in strings(USER_ATTRIBUTES) + strings(ENTERPRISE_ATTRIBUTES)
+        if s.max_length is None
+    ]
+
+    assert unbounded == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path", "limit"),
+    [
+        ({"displayName": "x" * 950_000}, "displayName", MAX_TEXT_LENGTH),
+        ({"nickName": "x" * 256}, "nickName", MAX_TEXT_LENGTH),
+        ({"title": "x" * 256}, "title", MAX_TEXT_LENGTH),
+        ({"externalId": "x" * 256}, "externalId", MAX_TEXT_LENGTH),
+        ({"userName": "x" * 250 + "@x.com"}, "userName", MAX_TEXT_LENGTH),
+        ({"name": {"formatted": "x" * 1025}}, "name.formatted", MAX_LONG_TEXT_LENGTH),
+        ({"name": {"middleName": "x" * 256}}, "name.middleName", MAX_TEXT_LENGTH),
+        ({"profileUrl": "https://x/" + "x" * 2048}, "profileUrl", MAX_URL_LENGTH),
+        ({"photos": [{"value": "https://x/" + "x" * 2048}]}, "photos[0].value", MAX_URL_LENGTH),
+        ({"addresses": [{"streetAddress": "x" * 1025}]}, "addresses[0].streetAddress", 1024),
+        ({"phoneNumbers": [{"value": "1" * 256}]}, "phoneNumbers[0].value", MAX_TEXT_LENGTH),
+        ({"roles": [{"value": "r" * 1025}]}, "roles[0].value", MAX_LONG_TEXT_LENGTH),
+        (
+            {"x509Certificates": [{"value": "A" * 16385}]},
+            "x509Certificates[0].value",
+            MAX_CERTIFICATE_LENGTH,
+        ),
+        ({"password": "p" * 1025}, "password", MAX_LONG_TEXT_LENGTH),
+        (
+            {ENTERPRISE_URN: {"department": "d" * 256}},
+            f"{ENTERPRISE_URN}:department",
+            MAX_TEXT_LENGTH,
+        ),
+        (
+            {ENTERPRISE_URN: {"manager": {"value": "m", "$ref": "https://x/" + "x" * 2048}}},
+            f"{ENTERPRISE_URN}:manager.$ref",
+            MAX_URL_LENGTH,
+        ),
+    ],
+)
+def test_parse_user_refuses_a_string_longer_than_its_limit(
+    overrides: dict[str, Any], path: str, limit: int
+) -> None:
+    error = _invalid_value(build_user(**overrides))
+
+    assert error.detail.startswith(f"{path} is ")
+    assert f"at most {limit} are accepted" in error.detail
+
+
+def test_parse_user_accepts_strings_at_their_limit() -> None:
+    body = build_user(displayName="x" * MAX_TEXT_LENGTH, profileUrl="h" * MAX_URL_LENGTH)
+
+    assert parse_user(body).document["displayName"] == "x" * MAX_TEXT_LENGTH
+
+
+def _heavy_user(kilobytes: int) -> dict[str, Any]:
+    # Each value within its own limit; together over the document's.
+    roles = [{"value": "r" * 1000, "type": "t" * 20} for _ in range(kilobytes)]
+    return build_user(roles=roles)
+
+
+def test_parse_user_refuses_a_document_over_64_kib() -> None:
+    error = _invalid_value(_heavy_user(70))
+
+    assert error.detail.startswith("the user is ")
+    assert f"at most {MAX_USER_DOCUMENT_BYTES} (64 KiB) are accepted" in error.detail
+    assert parse_user(_heavy_user(60)).document["roles"]
+
+
+# what is already stored may stay: a user stored before a rule can still be deactivated
+
+
+def test_parse_user_keeps_a_stored_value_over_a_newer_limit() -> None:
+    stored = build_user(displayName="x" * 950_000)
+
+    kept = parse_user({**stored, "active": False}, stored=stored)
+
+    assert kept.document["displayName"] == "x" * 950_000
+    error = _invalid_value({**stored, "displayName": "y" * 950_000}, stored=stored)
+    assert error.detail.startswith("displayName is 950000 characters long")
+
+
+def test_parse_user_keeps_a_stored_identity_with_a_hidden_character() -> None:
+    stored = build_user(email="bob\u200b@x.com")
+
+    kept = parse_user({**stored, "active": False}, stored=stored)
+
+    assert kept.user_name_key == "bob@x.com"
+    error = _invalid_value(build_user(email="bob\u200b@x.com"))
+    assert "U+200B" in error.detail
+
+
+def test_parse_user_keeps_a_stored_element_without_a_value() -> None:
+    stored = build_user(phoneNumbers=[{"type": "work"}])
+
+    assert parse_user(stored, stored=stored).document["phoneNumbers"] == [{"type": "work"}]
+    error = _invalid_value({**stored, "phoneNumbers": [{"type": "home"}]}, stored=stored)
+    assert error.detail == "phoneNumbers[0].value is required"
+
+
+def test_parse_user_keeps_a_stored_document_over_the_limit_that_does_not_grow() -> None:
+    heavy = _heavy_user(70)
+    stored = parse_user(heavy, stored=heavy).document  # as it was stored before the limit
+
+    assert parse_user({**stored, "active": False}, stored=stored).active is False
+    grown = {**stored, "nickName": "more"}
+    assert _invalid_value(grown, stored=stored).detail.startswith("the user is ")
