@@ -28,11 +28,14 @@ from sqlalchemy import text
 from muster.db.engine import make_engine
 from muster.db.tables import Base
 from muster.db.unit_of_work import UnitOfWork
-from muster.scim.cursors import Cursor, encode_cursor
+from muster.scim.cursors import Cursor, CursorKeys, Listing, encode_cursor
 from muster.scim.listing import ListQuery
 from muster.services import tenants, users
 
 USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+# Any key does: the pages are read straight through the services, signed and checked alike.
+KEYS = CursorKeys((b"deep-pages-benchmark-cursor-key!",))
 
 
 def _id(n: str) -> str:
@@ -134,8 +137,17 @@ def main(argv: list[str] | None = None) -> int:
         def by_cursor(sort_by: str | None, key: Any) -> Callable[[], Any]:
             sort = (sort_by or "").lower()
             # As a client holds it after 9,000 pages: the first page's total rides along.
-            token = encode_cursor(Cursor("User", sort, False, key, last_id, total=args.users))
-            query = ListQuery(None, 1, args.count, sort_by, cursor=token)
+            cursor = Cursor("User", sort, False, key, last_id, total=args.users)
+            listing = Listing(KEYS, tenant_id, "User", "", sort, False)
+            query = ListQuery(
+                None,
+                1,
+                args.count,
+                sort_by,
+                cursor=encode_cursor(cursor, listing),
+                cursor_keys=KEYS,
+                tenant_id=tenant_id,
+            )
 
             def run() -> Any:
                 page = users.list_users_by_cursor(uow, query, with_groups=False)

@@ -21,6 +21,7 @@ from muster.config import Settings
 from muster.cpu_affinity import pin_to_a_free_cpu
 from muster.errors import ScimError
 from muster.services.database import Database
+from muster.services.paging import CursorKeyring
 from muster.web.asgi import MusterApp
 from muster.web.blocking import BlockingPool
 from muster.web.console.routes import attach_console, console_routes
@@ -110,11 +111,16 @@ def create_app(
     failed_auth = FailedAuthentications(
         settings.auth_failures_per_window, settings.auth_failure_window_seconds, metrics
     )
+    configured_keys = settings.cursor_keys
+    keyring = CursorKeyring(
+        configured_keys.get_secret_value() if configured_keys is not None else None, database.uow
+    )
     wiring = Wiring(
         settings=settings,
         uow_factory=database.uow,
         blocking=blocking,
         failed_auth=failed_auth,
+        cursor_keyring=keyring,
         metrics=metrics,
     )
     scim = scim_app(wiring)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./muster.db"
@@ -30,6 +30,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, description="Largest SCIM request body accepted.")
     default_page_size: int = Field(100, description="Page size when a list names no count.")
     max_page_size: int = Field(1000, description="Largest page a list answers.")
+    max_response_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1,
+        description="A list page stops taking resources once their JSON would pass this many "
+        "bytes (it always holds at least one). 4 MiB keeps whole a page of 1,000 users of up "
+        "to ~4 KB each (an IdP's user is ~1 KB) and bounds each list body's memory.",
+    )
+    cursor_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated keys (at least 32 characters each) that sign cursors: the "
+        "first signs, all verify. Unset: a key from the database (services/paging.py).",
+    )
     bulk_max_operations: int = Field(
         100,
         description="Most operations one /Bulk request may carry (maxOperations). Each runs as a "

@@ -94,6 +94,11 @@ class ScimError(Exception):
         return cls(413, f"request body is larger than the {limit} bytes accepted")
 
     @classmethod
+    def unsupported_media_type(cls, detail: str) -> Self:
+        """415 (RFC 9110 §15.5.16): a body that is not JSON; RFC 7644 has no scimType for it."""
+        return cls(415, detail)
+
+    @classmethod
     def too_many_requests(cls, detail: str, *, retry_after: int) -> Self:
         """429 (RFC 6585 §4); RFC 7644 §3.12 has no scimType for it."""
         error = cls(429, detail)

@@ -380,7 +380,11 @@ def test_a_full_disk_refuses_writes_with_503_then_recovers(tmp_path: Path) -> No
                 filler = None
             else:
                 filler = _fill(folder)
-            big = build_user(displayName="x" * 4000, title="y" * 60_000)
+            # Several pages of SQLite's at once, within every attribute's length limit.
+            big = build_user(
+                displayName="x" * 250,
+                addresses=[{"type": f"t{i}", "streetAddress": "y" * 250} for i in range(60)],
+            )
             refused = _until(
                 lambda: client.post(USERS, json=big, headers=headers),
                 lambda r: r.status_code == 503,

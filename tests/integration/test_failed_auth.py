@@ -105,3 +105,18 @@ def test_events_api_keys_are_throttled_the_same_way(settings: Settings, engine: 
         body = attacker.get("/api/v1/events", headers=bad).json()
     assert statuses == [401, 401, 429]
     assert body["error"] == "too_many_requests"
+
+
+def test_a_refusal_before_the_token_is_checked_reaches_the_log_only_for_a_live_token(
+    settings: Settings, engine: Engine, tenant: TenantInfo, scim_token: str, uow: UnitOfWork
+) -> None:
+    small = settings.model_copy(update={"max_body_bytes": 100})
+    forged = f"Bearer mst_{tenant.tenant_id.replace('-', '')}_anything"
+    with TestClient(create_app(small, engine=engine)) as client:
+        big = {"content": b"{" + b" " * 200 + b"}"}
+        assert client.post(USERS, headers={"Authorization": forged}, **big).status_code == 413
+        genuine = {"Authorization": f"Bearer {scim_token}"}
+        assert client.post(USERS, headers=genuine, **big).status_code == 413
+
+    [entry] = provisioning_log.list_entries(uow)
+    assert entry.status == 413  # the live token's; the made-up one wrote nothing

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+import pytest
+from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from tests.factories import build_user, suffix
+from muster.app import create_app
+from muster.config import Settings
+from tests.factories import OKTA_HEADERS, build_user, suffix
 
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -17,9 +22,7 @@ def _search(okta: TestClient, **fields: Any) -> Any:
 
 
 def _given(okta: TestClient, users: int, groups: int) -> tuple[list[str], list[str]]:
-    user_ids = [
-        okta.post("/scim/v2/Users", json=build_user()).json()["id"] for _ in range(users)
-    ]
+    user_ids = [okta.post("/scim/v2/Users", json=build_user()).json()["id"] for _ in range(users)]
     group_ids = []
     for _ in range(groups):
         body = {"schemas": [GROUP], "displayName": f"Team {suffix()}"}
@@ -147,3 +150,93 @@ def test_a_users_cursor_is_not_a_root_search_cursor(okta: TestClient) -> None:
 
     assert response.status_code == 400
     assert response.json()["scimType"] == "invalidCursor"
+
+
+# Issue 14: the root query by GET (RFC 7644 §3.4.2.1), and the byte budget at the root.
+
+
+@pytest.mark.parametrize("root", ["/scim/v2/", "/scim/v2"])
+def test_a_root_get_answers_like_the_root_search(okta: TestClient, root: str) -> None:
+    # python-scim's scim2-client queries the root by GET; it was 404.
+    tag = suffix()
+    user = okta.post("/scim/v2/Users", json=build_user(email=f"{tag}@example.com")).json()
+    _given(okta, 2, 2)
+    for fields in (
+        {},
+        {"startIndex": 3, "count": 2},
+        {"count": 0},
+        {"filter": f'userName sw "{tag}"'},
+        {"filter": "displayName pr", "excludedAttributes": "members"},
+        {"attributes": "id"},
+    ):
+        params = {k: v if isinstance(v, str) else str(v) for k, v in fields.items()}
+        by_get = okta.get(root, params=params)
+        by_post = _search(okta, **fields)
+
+        assert by_get.status_code == 200, by_get.text
+        assert by_get.headers["content-type"].startswith("application/scim+json")
+        assert by_get.json() == by_post.json()
+    assert okta.get(root, params={"filter": f'id eq "{user["id"]}"'}).json()["totalResults"] == 1
+
+
+def test_a_root_get_pages_by_cursor_and_refuses_what_the_search_refuses(
+    okta: TestClient,
+) -> None:
+    user_ids, group_ids = _given(okta, 2, 2)
+
+    seen, cursor = [], ""
+    while cursor is not None:
+        body = okta.get("/scim/v2/", params={"cursor": cursor, "count": 3}).json()
+        seen += [r["id"] for r in body["Resources"]]
+        cursor = body.get("nextCursor")
+    sorted_get = okta.get("/scim/v2/", params={"sortBy": "id"})
+    bad_filter = okta.get("/scim/v2/", params={"filter": 'favouriteColour eq "blue"'})
+
+    assert seen == user_ids + group_ids
+    assert sorted_get.status_code == 400 and sorted_get.json()["scimType"] == "invalidValue"
+    assert bad_filter.status_code == 400 and bad_filter.json()["scimType"] == "invalidFilter"
+
+
+def test_a_root_write_is_405(okta: TestClient) -> None:
+    response = okta.post("/scim/v2/", json=build_user())
+
+    assert response.status_code == 405
+    assert response.json()["status"] == "405"
+
+
+def _budget_client(settings: Settings, engine: Engine, scim_token: str, budget: int) -> TestClient:
+    app = create_app(settings.model_copy(update={"max_response_bytes": budget}), engine=engine)
+    client = TestClient(app, base_url="http://muster.test")
+    client.headers.update({**OKTA_HEADERS, "Authorization": f"Bearer {scim_token}"})
+    return client
+
+
+def test_root_pages_cut_by_the_byte_budget_go_on_from_users_into_groups(
+    okta: TestClient, settings: Settings, engine: Engine, scim_token: str
+) -> None:
+    user_ids, group_ids = _given(okta, 3, 3)
+    # Room for a user and a group, or two groups, but not two users.
+    resources = _search(okta).json()["Resources"]
+    user_size, group_size = (
+        max(len(orjson.dumps(r)) for r in resources[i:j]) for i, j in ((0, 3), (3, 6))
+    )
+    assert user_size > group_size
+    budget = user_size + group_size + 2
+
+    with _budget_client(settings, engine, scim_token, budget) as small:
+        by_cursor, cursor = [], ""
+        while cursor is not None:
+            body = small.get("/scim/v2/", params={"cursor": cursor, "count": 4}).json()
+            assert body["totalResults"] == 6
+            by_cursor.append([r["id"] for r in body["Resources"]])
+            cursor = body.get("nextCursor")
+        by_index, start = [], 1
+        while start <= 6:
+            body = small.post(
+                "/scim/v2/.search", json={"schemas": [SEARCH], "startIndex": start, "count": 4}
+            ).json()
+            by_index.append([r["id"] for r in body["Resources"]])
+            start += body["itemsPerPage"]
+
+    u, g = user_ids, group_ids
+    assert by_cursor == by_index == [[u[0]], [u[1]], [u[2], g[0]], [g[1], g[2]]]

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+import pytest
+from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from tests.factories import build_user, suffix
+from muster.app import create_app
+from muster.config import Settings
+from tests.factories import OKTA_HEADERS, build_user, suffix
 
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -131,3 +136,39 @@ def test_entra_manager_check_filters_by_id_and_bare_manager(okta: TestClient) ->
 
     assert check(boss["id"]) == 1
     assert check("someone-else") == 0
+
+
+@pytest.mark.parametrize("path", ["/scim/v2/Users", "/scim/v2/Groups"])
+def test_an_index_page_cut_by_the_byte_budget_says_so_in_items_per_page(
+    okta: TestClient, settings: Settings, engine: Engine, scim_token: str, path: str
+) -> None:
+    # Issue 14: a list answers `count` resources only while their JSON stays within
+    # MUSTER_MAX_RESPONSE_BYTES; the client goes on at startIndex + itemsPerPage (RFC 7644
+    # §3.4.2.4 lets a page hold fewer than `count`).
+    if path.endswith("Users"):
+        created = [u["id"] for u in _users(okta, "a", "b", "c", "d", "e")]
+    else:
+        groups = [{"schemas": [GROUP], "displayName": f"Team {suffix()}"} for _ in range(5)]
+        created = [okta.post(path, json=group).json()["id"] for group in groups]
+    size = len(orjson.dumps(okta.get(path, params={"count": 1}).json()["Resources"][0]))
+    app = create_app(
+        settings.model_copy(update={"max_response_bytes": 2 * (size + 1) + size // 2}),
+        engine=engine,
+    )
+
+    pages, start = [], 1
+    with TestClient(app, base_url="http://muster.test") as small:
+        small.headers.update({**OKTA_HEADERS, "Authorization": f"Bearer {scim_token}"})
+        while start <= 5:
+            response = small.get(path, params={"startIndex": start, "count": 4})
+            body = response.json()
+            assert (body["totalResults"], body["startIndex"]) == (5, start)
+            assert body["itemsPerPage"] == len(body["Resources"])
+            pages.append([r["id"] for r in body["Resources"]])
+            start += body["itemsPerPage"]
+        everything = small.get(path).json()
+
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [i for page in pages for i in page] == created
+    assert everything["itemsPerPage"] == 2  # the default count, cut the same way
+    assert response.headers["content-type"] == "application/scim+json; charset=utf-8"

@@ -224,3 +224,13 @@ def test_record_request_prunes_at_most_once_per_interval(
 
     # The first write starts the interval; none of the later ones is due to prune.
     assert len(provisioning_log.list_entries(uow)) == 4
+
+
+def test_a_nul_or_lone_surrogate_from_a_client_is_stored_as_an_escape(uow: UnitOfWork) -> None:
+    # PostgreSQL refuses NUL in text and nothing encodes a lone surrogate: either one used to
+    # fail the whole batch of the tenant's entries, again at every retry (the fuzz load).
+    _record(uow, _entry(status=404, path="/scim/v2/Users/a\x00b", detail="bad \ud800 value"))
+
+    [entry] = provisioning_log.list_entries(uow)
+    assert entry.path == "/scim/v2/Users/a\\x00b"
+    assert entry.detail == "bad \\ud800 value"

@@ -92,9 +92,12 @@ class UserRow(Base):
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    user_name: Mapped[str] = mapped_column(String(255))
-    user_name_key: Mapped[str] = mapped_column(String(255))  # lower-cased: caseExact=false
-    email_key: Mapped[str] = mapped_column(String(255))  # the identity email, lower-cased
+    user_name: Mapped[str] = mapped_column(String(255))  # as sent
+    # Keys (scim/identities.py: NFKC, case folded), unique per tenant. Written at creation only:
+    # the identity cannot change. A user whose key another one already held when migration 0009
+    # brought the keys in keeps its old, lower-cased key (`muster user duplicates` lists them).
+    user_name_key: Mapped[str] = mapped_column(String(255))
+    email_key: Mapped[str] = mapped_column(String(255))  # the identity email's key
     external_id: Mapped[str | None] = mapped_column(String(255), nullable=True)  # caseExact
     active: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(8))  # idp | local | sso
@@ -105,7 +108,13 @@ class UserRow(Base):
 
 
 class UserEmailRow(Base):
-    """Every email value of a user, lower-cased, so `emails.value eq` is an index lookup."""
+    """Every email of a user, by its key, so `emails.value eq` is an index lookup.
+
+    An email belongs to one user of a tenant, primary or not: the unique index is the last word
+    behind the users service's check. Rows that already shared their email with another user's
+    when migration 0009 made emails unique are kept and flagged `is_legacy_duplicate` (outside
+    the index) rather than merged or dropped; `muster user duplicates` lists them.
+    """
 
     __tablename__ = "user_emails"
     __table_args__ = (
@@ -113,11 +122,22 @@ class UserEmailRow(Base):
             ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
         ),
         Index(None, "tenant_id", "user_id"),
+        Index(
+            "uq_user_emails_tenant_id_value_key",
+            "tenant_id",
+            "value_key",
+            unique=True,
+            sqlite_where=text("NOT is_legacy_duplicate"),
+            postgresql_where=text("NOT is_legacy_duplicate"),
+        ),
     )
 
     tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
     value_key: Mapped[str] = mapped_column(String(255), primary_key=True)
     user_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    is_legacy_duplicate: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
 
 
 class GroupRow(Base):
@@ -464,3 +484,18 @@ class HeartbeatRow(Base):
 
     instance_id: Mapped[str] = mapped_column(ID, primary_key=True)
     beat_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ServerSecretRow(Base):
+    """A secret every Muster process of one deployment shares, made once at random.
+
+    Platform-level. The cursor signing key lives here when MUSTER_CURSOR_KEYS is unset: every
+    instance behind a load balancer must sign with the same key, and the database is what they
+    all share (services/paging.py).
+    """
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -40,6 +40,7 @@ from muster.db.repositories import (
     TenantRepository,
     UserRepository,
 )
+from muster.db.server_secrets import ServerSecretRepository
 from muster.db.sso_repositories import SsoRepository
 from muster.db.statements import EVENTS as EVENTS_KEY
 from muster.db.webhook_repositories import WebhookQueue, WebhookRepository
@@ -303,6 +304,11 @@ class UnitOfWork:
     @property
     def rate_limits(self) -> RateLimitRepository:
         return RateLimitRepository(self._connection())
+
+    @property
+    def server_secrets(self) -> ServerSecretRepository:
+        """Secrets shared by every process of the deployment (platform-level)."""
+        return ServerSecretRepository(self._connection())
 
     @property
     def tokens(self) -> ApiTokenRepository:

@@ -45,7 +45,8 @@ def service_provider_config(
         },
         "filter": {"supported": True, "maxResults": max_results},
         # RFC 9865 §4: both index and cursor pages. Cursors are keyset positions, not server
-        # state, so they never expire and no cursorTimeout is advertised.
+        # state, so they never expire (while the key that signed them is kept) and no
+        # cursorTimeout is advertised.
         "pagination": {
             "cursor": True,
             "index": True,

@@ -47,6 +47,11 @@ class TokenInfo:
     last_used: datetime | None
 
 
+def token_proof(token: str) -> str:
+    """What proves a token later without keeping it: its hash, as the tokens table holds it."""
+    return _hash(token)
+
+
 def _hash(token: str) -> str:
     # The token carries 256 random bits, so a fast unsalted SHA-256 is enough: nobody can
     # brute-force a preimage, and unlike a password hash it costs microseconds per request.

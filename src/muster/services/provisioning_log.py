@@ -49,19 +49,31 @@ class LogEntry:
     client_quirks: str | None = None  # the client deviations Muster absorbed, comma-separated
 
 
+def storable(text: str) -> str:
+    """`text` as every database stores it: a NUL (PostgreSQL refuses it in text) or a lone
+    surrogate (not UTF-8 at all) from a client's path or value is written as an escape."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    return storable(redact(value))[:limit] if value else None
+
+
 def _values(entry: LogEntry) -> dict[str, object]:
     return {
         "id": new_id(),
         "at": entry.at,
-        "method": entry.method,
-        "path": redact(entry.path)[:500],
+        "method": storable(entry.method)[:10],
+        "path": _text(entry.path, 500),
         "resource_type": entry.resource_type,
-        "resource_id": entry.resource_id[:255] if entry.resource_id else None,
+        "resource_id": _text(entry.resource_id, 255),
         "status": entry.status,
         "scim_type": entry.scim_type,
-        "detail": redact(entry.detail)[:_MAX_DETAIL] if entry.detail else None,
+        "detail": _text(entry.detail, _MAX_DETAIL),
         "duration_ms": round(entry.duration_ms, 3),
-        "user_agent": entry.user_agent[:300] if entry.user_agent else None,
+        "user_agent": _text(entry.user_agent, 300),
         "request_id": entry.request_id,
         "client_quirks": entry.client_quirks,
     }
@@ -74,8 +86,14 @@ def record_requests(
     retention_days: int,
     max_entries: int,
     tenant_may_not_exist: bool = False,
+    token_proof: str | None = None,
 ) -> None:
-    """Store requests' outcomes in the tenant's log in one transaction, redacted."""
+    """Store requests' outcomes in the tenant's log in one transaction, redacted.
+
+    `token_proof`: the requests were refused before their token could be checked (the
+    database was down, the body too large); they are the tenant's only if it is its live
+    token, checked now, so a stranger naming a tenant in a made-up token writes nothing.
+    """
     if not entries:
         return
     rows = [_values(entry) for entry in entries]
@@ -83,6 +101,8 @@ def record_requests(
         assert uow.tenant_id is not None
         if tenant_may_not_exist and uow.tenants.get(uow.tenant_id) is None:
             return  # a token naming a tenant that does not exist: nobody to tell
+        if token_proof is not None and uow.tokens.find_active(token_proof) is None:
+            return  # not this tenant's token: nobody's log (web/failed_auth.py)
         uow.log.add_many(rows)
         if _prune_is_due(uow.tenant_id):
             uow.log.prune(older_than=utcnow() - timedelta(days=retention_days), keep=max_entries)

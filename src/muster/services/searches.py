@@ -1,10 +1,10 @@
-"""search_resources: POST /.search at the SCIM root, over Users and Groups together.
+"""search_resources: the root query (GET /?filter=…, POST /.search) over Users and Groups.
 
-RFC 7644 §3.4.3 lets a client search "all resource types" at the root. Muster lists them in
-one fixed order — every matching User (in creation order), then every matching Group (in
-creation order) — so index and cursor pages both cut one well-defined sequence:
-totalResults is the users' count plus the groups' count, startIndex counts through the users
-first and on into the groups.
+RFC 7644 §3.4.2.1 and §3.4.3 let a client query "all resource types" at the root, by GET or
+by POST alike. Muster lists them in one fixed order — every matching User (in creation order),
+then every matching Group (in creation order) — so index and cursor pages both cut one
+well-defined sequence: totalResults is the users' count plus the groups' count, startIndex
+counts through the users first and on into the groups.
 
 A filter is applied to each type it fits. One that names attributes of one type only
 (`userName sw "a"`, `members.value eq "…"`) simply finds nothing of the other type; one that
@@ -20,9 +20,10 @@ from typing import Any
 from muster.db.filter_sql import group_filter, group_order, user_filter, user_order
 from muster.db.unit_of_work import UnitOfWork
 from muster.errors import ScimError, ScimType
-from muster.scim.cursors import page_cursors, read_cursor
+from muster.scim.cursors import Listing, next_cursor_after, page_cursors, read_cursor
 from muster.scim.listing import ListQuery
 from muster.scim.records import StoredGroup, StoredUser
+from muster.services.paging import listing_of
 
 ROOT = "root"
 USER, GROUP = "User", "Group"
@@ -38,6 +39,21 @@ class RootPage:
     members: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     next_cursor: str | None = None
     previous_cursor: str | None = None
+    listing: Listing | None = None  # a page read by cursor: what its cursors are bound to
+
+    def cut(self, kept: int) -> RootPage:
+        """Keep the first `kept` resources (users first); a cursor page then goes on after them."""
+        if kept >= len(self.users) + len(self.groups) or kept < 1:
+            return self
+        users, groups = self.users[:kept], self.groups[: max(0, kept - len(self.users))]
+        page = RootPage(
+            self.total, users, groups, self.members, previous_cursor=self.previous_cursor
+        )
+        if self.listing is not None:
+            edge = (GROUP, groups[-1].group_id) if groups else (USER, users[-1].user_id)
+            page.next_cursor = next_cursor_after(self.listing, edge, self.total)
+            page.listing = self.listing
+        return page
 
 
 def _translate(
@@ -129,7 +145,8 @@ def _by_cursor(
     group_where: Any,
 ) -> RootPage:
     """Read a page of the sequence users-then-groups forward (or backward) from a cursor."""
-    cursor = read_cursor(query.cursor, scope=ROOT, sort_by=None, descending=False)
+    listing = listing_of(ROOT, query)
+    cursor = read_cursor(query.cursor, listing)
     if cursor is not None and cursor.key not in (USER, GROUP):
         raise ScimError.invalid_cursor("the cursor is not one this server issued")
     segments = [
@@ -145,7 +162,7 @@ def _by_cursor(
     else:
         total = sum(_count(segment) for segment in segments)
     if query.count == 0:
-        return RootPage(total)
+        return RootPage(total, listing=listing)
     backward = cursor is not None and cursor.backward
     # Walk the segments in the read direction, starting in the cursor's own segment.
     order = list(reversed(segments)) if backward else segments
@@ -173,15 +190,13 @@ def _by_cursor(
         more = found.has_more
     if backward:
         rows.reverse()
-    page = RootPage(total)
+    page = RootPage(total, listing=listing)
     page.users = [item for name, item in rows if name == USER]
     page.groups = [item for name, item in rows if name == GROUP]
     edges = [(name, _id_of(item)) for name, item in (rows[:1] + rows[-1:])]
     next_cursor, previous_cursor = page_cursors(
         cursor,
-        scope=ROOT,
-        sort_by=None,
-        descending=False,
+        listing,
         first=edges[0] if edges else None,
         last=edges[-1] if edges else None,
         has_more=more,

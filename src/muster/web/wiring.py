@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from muster.config import Settings
 from muster.services.database import UnitOfWork
+from muster.services.paging import CursorKeyring
 from muster.web.blocking import BlockingPool
 from muster.web.failed_auth import FailedAuthentications
 from muster.web.metrics import Metrics
@@ -22,4 +23,6 @@ class Wiring:
     blocking: BlockingPool
     # Bad credentials per client address: counted, logged and throttled (never a tenant's log).
     failed_auth: FailedAuthentications
+    # The keys that sign list cursors (MUSTER_CURSOR_KEYS, else one kept in the database).
+    cursor_keyring: CursorKeyring
     metrics: Metrics = field(default_factory=Metrics)

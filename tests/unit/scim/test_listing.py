@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from muster.errors import ScimError, ScimType
+from muster.scim.cursors import CursorKeys
 from muster.scim.listing import (
     MAX_FILTER_LENGTH,
     MAX_FILTER_TERMS,
+    MAX_START_INDEX,
     count_terms,
     list_response,
     parse_filter,
@@ -180,3 +182,108 @@ def test_terms_inside_value_filters_and_negations_count() -> None:
     node = parse_filter('emails[type eq "work" and value pr] or not (title pr) or active eq true')
 
     assert count_terms(node) == 4
+
+
+@pytest.mark.parametrize(
+    "raw", ["99999999999999999999", "9223372036854775808", str(2**31), "1" * 5000]
+)
+def test_list_query_refuses_a_start_index_past_the_largest_as_invalid_value(raw: str) -> None:
+    with pytest.raises(ScimError) as caught:
+        _query(startIndex=raw, count="0")
+
+    assert caught.value.scim_type == ScimType.INVALID_VALUE
+    assert "startIndex" in caught.value.detail
+    assert str(MAX_START_INDEX) in caught.value.detail
+    assert len(caught.value.detail) < 200  # the raw value is shortened, not echoed whole
+
+
+def test_list_query_reads_the_largest_start_index() -> None:
+    assert _query(startIndex=str(MAX_START_INDEX)).start_index == MAX_START_INDEX
+
+
+@pytest.mark.parametrize("raw", ["-99999999999999999999", "-" + "9" * 5000])
+def test_list_query_reads_any_start_index_below_one_as_one(raw: str) -> None:
+    assert _query(startIndex=raw).start_index == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "count"),
+    [("99999999999999999999", MAXIMUM), ("9" * 5000, MAXIMUM), ("-99999999999999999999", 0),
+     (" 7 ", 7), ("+7", 7), ("0007", 7)],
+)  # fmt: skip
+def test_list_query_clamps_any_count_into_the_page_size(raw: str, count: int) -> None:
+    assert _query(count=raw).count == count
+
+
+@pytest.mark.parametrize("raw", ["１２", "١٢", "1e3", "0x10", "1_000"])
+def test_list_query_reads_only_ascii_decimal_numbers(raw: str) -> None:
+    with pytest.raises(ScimError) as caught:
+        _query(count=raw)
+
+    assert caught.value.scim_type == ScimType.INVALID_VALUE
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('usérName eq "x"', "usérName"),  # the fast path for Okta's existence checks
+        ('usérName sw "x"', "usérName"),
+        ('userName.é eq "x"', "userName.é"),
+        ('émails[type eq "work"]', "émails"),
+        ('userName eq "x" or displäyName eq "y"', "displäyName"),
+    ],
+)
+def test_a_non_ascii_attribute_name_is_invalid_filter_naming_it(text: str, named: str) -> None:
+    with pytest.raises(ScimError) as caught:
+        parse_filter(text)
+
+    assert caught.value.scim_type == ScimType.INVALID_FILTER
+    assert repr(named) in caught.value.detail
+
+
+def test_non_ascii_values_are_still_read() -> None:
+    node = parse_filter('displayName eq "Ødegård" and title sw "é"')
+
+    assert count_terms(node) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'userName eq "\\ud800"',  # half a surrogate pair, on the fast path and the full one
+        'userName sw "a\\udfff"',
+        'emails[value eq "\\ud83d"]',
+        'userName eq "\\u0000"',
+        'userName eq "a\x00"',
+        "userName\x00 pr",
+    ],
+)
+def test_a_value_no_database_can_compare_is_invalid_filter(text: str) -> None:
+    with pytest.raises(ScimError) as caught:
+        parse_filter(text)
+
+    assert caught.value.scim_type == ScimType.INVALID_FILTER
+
+
+def test_a_whole_surrogate_pair_is_one_character() -> None:
+    node = parse_filter('displayName eq "\\ud83d\\ude00"')
+
+    assert node == parse_filter('displayName eq "😀"')
+
+
+def test_a_list_query_keeps_the_filter_text_and_cursor_binding() -> None:
+    keys = CursorKeys((b"k" * 32,))
+
+    query = parse_list_query(
+        {"filter": ' userName sw "a" ', "cursor": ""},
+        default_count=DEFAULT,
+        max_count=MAXIMUM,
+        cursor_keys=keys,
+        tenant_id="t1",
+    )
+
+    assert (query.filter_text, query.cursor_keys, query.tenant_id) == (
+        'userName sw "a"',
+        keys,
+        "t1",
+    )

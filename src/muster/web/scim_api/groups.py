@@ -22,9 +22,10 @@ from muster.web.scim_api.requests import ScimRequest
 from muster.web.scim_api.responses import (
     ScimResponse,
     StreamedResponse,
+    encode_within,
     group_body,
+    list_page_response,
     member_items,
-    scim_response,
 )
 
 
@@ -81,21 +82,28 @@ def get_group(request: Request) -> Response:
 
 
 def list_groups(request: Request, scim: ScimRequest | None = None) -> Response:
-    """GET /Groups?filter=displayName eq "…"&excludedAttributes=members&startIndex&count."""
+    """GET /Groups?filter=displayName eq "…"&excludedAttributes=members&startIndex&count.
+
+    A page holds fewer than `count` groups when their JSON would pass the byte budget (see
+    list_users); a group is never split, so one large group can fill a page alone.
+    """
     scim = scim or ScimRequest.of(request)
     query = scim.list_query()
     projection = scim.projection
     with_members = projection.wants("members")
     base = scim.base_url
+    budget = scim.max_response_bytes
     if query.cursor is not None:  # RFC 9865 cursor pagination
         by_cursor, members = scim.run(
             groups.list_groups_by_cursor, query, with_members=with_members
         )
-        resources = _group_bodies(by_cursor.items, members, projection, base, with_members)
-        return scim_response(cursor_list_response(by_cursor, resources))
+        encoded = encode_within(
+            _group_bodies(by_cursor.items, members, projection, base, with_members), budget
+        )
+        return list_page_response(cursor_list_response(by_cursor.cut(len(encoded)), encoded))
     total, page, members = scim.run(groups.list_groups, query, with_members=with_members)
-    resources = _group_bodies(page, members, projection, base, with_members)
-    return scim_response(list_response(total, query.start_index, resources))
+    encoded = encode_within(_group_bodies(page, members, projection, base, with_members), budget)
+    return list_page_response(list_response(total, query.start_index, encoded))
 
 
 def _group_bodies(
@@ -104,14 +112,12 @@ def _group_bodies(
     projection: Projection,
     base: str,
     with_members: bool,
-) -> list[dict[str, Any]]:
-    resources = []
+) -> Iterator[dict[str, Any]]:
     for group in page:
         body = group_body(group, base)
         if with_members:
             body["members"] = member_items(members.get(group.group_id, []), base)
-        resources.append(projection.apply(body))
-    return resources
+        yield projection.apply(body)
 
 
 def replace_group(request: Request) -> Response:

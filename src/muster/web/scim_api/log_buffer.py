@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from muster.errors import ScimError
 from muster.services import provisioning_log
 from muster.services.api_tokens import Principal, record_token_use
 from muster.services.provisioning_log import LogEntry
@@ -28,7 +29,8 @@ class LogBuffer:
 
     def __init__(self, wiring: Wiring) -> None:
         self._wiring = wiring
-        self._pending: dict[str, list[LogEntry]] = {}
+        # By tenant, and the proof of an unchecked token (None: the request's token was good).
+        self._pending: dict[tuple[str, str | None], list[LogEntry]] = {}
         self._count = 0
         self._dropped = 0
         self._uses: dict[str, Principal] = {}  # token id -> its latest use, once a minute
@@ -42,12 +44,12 @@ class LogBuffer:
         """log_flush_seconds=0: the request's own entries are written before it ends."""
         return self._wiring.settings.log_flush_seconds <= 0
 
-    def add(self, tenant_id: str, entry: LogEntry) -> None:
-        """Queue one entry of a tenant's log."""
+    def add(self, tenant_id: str, entry: LogEntry, *, token_proof: str | None = None) -> None:
+        """Queue one entry of a tenant's log; with `token_proof`, only if that token is live."""
         with self._lock:
             if self._count >= MAX_PENDING:
                 self._drop_oldest()
-            self._pending.setdefault(tenant_id, []).append(entry)
+            self._pending.setdefault((tenant_id, token_proof), []).append(entry)
             self._count += 1
         if not self.writes_at_once:
             self.writer.wake()
@@ -59,6 +61,51 @@ class LogBuffer:
                 self._uses[principal.token_id] = principal
             if not self.writes_at_once:
                 self.writer.wake()
+
+    def _write(self, tenant_id: str, proof: str | None, entries: list[LogEntry]) -> list[LogEntry]:
+        """Write a tenant's entries; return those to try again (the database cannot now).
+
+        An entry the database refuses for itself (a value it cannot store) is written on its
+        own and, failing again, dropped with a process-log line: one such entry must never
+        hold the tenant's log back, nor fill the memory it waits in.
+        """
+        settings = self._wiring.settings
+
+        def record(batch: list[LogEntry]) -> None:
+            provisioning_log.record_requests(
+                self._wiring.uow_factory(tenant_id),
+                batch,
+                retention_days=settings.log_retention_days,
+                max_entries=settings.log_max_entries,
+                tenant_may_not_exist=proof is not None,
+                token_proof=proof,
+            )
+
+        try:
+            record(entries)
+            return []
+        except Exception as error:  # the log must never turn served requests into failures
+            if _is_unavailable(error):
+                logger.warning(
+                    "could not write %d provisioning log entries yet (%s); will retry",
+                    len(entries),
+                    type(error).__name__,
+                )
+                return entries
+        left = []
+        for entry in entries:
+            try:
+                record([entry])
+            except Exception as error:
+                if _is_unavailable(error):
+                    left.append(entry)
+                else:
+                    logger.error(
+                        "dropped the provisioning log entry of request %s: %s",
+                        entry.request_id,
+                        error,
+                    )
+        return left
 
     def _drop_oldest(self) -> None:
         key = next(iter(self._pending))
@@ -82,23 +129,11 @@ class LogBuffer:
                 dropped,
                 MAX_PENDING,
             )
-        settings = self._wiring.settings
-        failed: dict[str, list[LogEntry]] = {}
-        for tenant_id, entries in pending.items():
-            try:
-                provisioning_log.record_requests(
-                    self._wiring.uow_factory(tenant_id),
-                    entries,
-                    retention_days=settings.log_retention_days,
-                    max_entries=settings.log_max_entries,
-                )
-            except Exception as error:  # the log must never turn served requests into failures
-                logger.warning(
-                    "could not write %d provisioning log entries yet (%s); will retry",
-                    len(entries),
-                    type(error).__name__,
-                )
-                failed[tenant_id] = entries
+        failed: dict[tuple[str, str | None], list[LogEntry]] = {}
+        for (tenant_id, proof), entries in pending.items():
+            left = self._write(tenant_id, proof, entries)
+            if left:
+                failed[(tenant_id, proof)] = left
         unrecorded: dict[str, Principal] = {}
         for principal in uses.values():
             try:
@@ -114,3 +149,8 @@ class LogBuffer:
             for token_id, principal in unrecorded.items():
                 self._uses.setdefault(token_id, principal)
         return False
+
+
+def _is_unavailable(error: Exception) -> bool:
+    """The database could not take the write now (503-class): the entries wait and retry."""
+    return isinstance(error, ScimError) and error.status == 503

@@ -25,12 +25,12 @@ from starlette.types import Receive, Scope, Send
 
 from muster.errors import ScimError
 from muster.services import provisioning_log
-from muster.services.api_tokens import Principal
+from muster.services.api_tokens import Principal, token_proof
 from muster.services.clock import utcnow
 from muster.services.database import UnitOfWork
 from muster.web import request_ids
 from muster.web.blocking import BlockingPool, Slot
-from muster.web.scim_api.auth import authenticate, claimed_tenant
+from muster.web.scim_api.auth import authenticate, bearer_token, claimed_tenant
 from muster.web.scim_api.log_buffer import LogBuffer
 from muster.web.scim_api.rate_limiting import RateLimitGate
 from muster.web.scim_api.responses import StreamedResponse, error_response
@@ -143,7 +143,9 @@ class ScimPipeline:
             if context.error is not None and send_with_id.status == 0:
                 await error_response(context.error, request_id)(scope, receive, send_with_id)
         finally:
-            await self._finish(scope, headers, context, send_with_id.status, address, started)
+            await self._finish(
+                scope, headers, context, send_with_id.status, authorization, address, started
+            )
 
     def _match(self, scope: Scope) -> Endpoint | ScimError:
         """The route's endpoint (path parameters go into the scope), or the routing error to
@@ -212,6 +214,7 @@ class ScimPipeline:
         headers: dict[bytes, bytes],
         context: ScimContext,
         status: int,
+        authorization: str | None,
         address: str,
         started: float,
     ) -> None:
@@ -236,7 +239,7 @@ class ScimPipeline:
                 extra={"reason": error.reason, "status": 503},
             )
             self.wiring.metrics.observe_refusal(error.reason)
-        self._record(scope, headers, context, status, started)
+        self._record(scope, headers, context, status, authorization, started)
         self.wiring.metrics.observe_scim(scope["method"], scope["path"], status, error, started)
         if self.log_buffer.writes_at_once:
             # No thread free (ScimError): the entries wait for the next request's flush.
@@ -249,11 +252,20 @@ class ScimPipeline:
         headers: dict[bytes, bytes],
         context: ScimContext,
         status: int,
+        authorization: str | None,
         started: float,
     ) -> None:
-        tenant_id = context.tenant_id
+        tenant_id, proof = context.tenant_id, None
         if tenant_id is None:
-            return  # the token proved no tenant: nobody's log (see web/failed_auth.py)
+            # Refused before its token was checked (the database was down, the body too
+            # large): the tenant the token names sees it only if the token is its live one,
+            # checked when the entry is written. A 401 proved no tenant: nobody's log.
+            error = context.error
+            token = bearer_token(authorization)
+            tenant_id = claimed_tenant(authorization)
+            if error is None or error.status == 401 or token is None or tenant_id is None:
+                return
+            proof = token_proof(token)
         path = scope["path"]
         query = scope.get("query_string", b"")
         if query:
@@ -277,9 +289,9 @@ class ScimPipeline:
             request_id=context.request_id,
             client_quirks=",".join(sorted(set(context.quirks))) or None,
         )
-        self.log_buffer.add(tenant_id, entry)
+        self.log_buffer.add(tenant_id, entry, token_proof=proof)
         for extra in context.log_entries:
-            self.log_buffer.add(tenant_id, extra)
+            self.log_buffer.add(tenant_id, extra, token_proof=proof)
 
     def stop(self, timeout: float) -> None:
         """At shutdown: write what waits (the log, the rate-limit counts), within `timeout`."""
@@ -317,7 +329,8 @@ async def _read_body(
 ) -> bytes:
     """Read the request body; 413 as soon as it is known to exceed the limit."""
     declared = headers.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    # isascii(): "²" is a digit to isdigit() and not to int().
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise ScimError.payload_too_large(limit)
     chunks = []
     size = 0

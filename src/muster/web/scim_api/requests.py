@@ -28,6 +28,9 @@ _CANONICAL_PARAMS = {
     "cursor": "cursor",
 }
 T = TypeVar("T")
+# RFC 7644 §3.1 names application/scim+json; plain JSON is what many clients send. Parameters
+# (charset=utf-8, or any other) do not matter: the body is read as UTF-8 JSON either way.
+JSON_MEDIA_TYPES = frozenset({"application/scim+json", "application/json"})
 
 
 class ScimRequest:
@@ -89,13 +92,22 @@ class ScimRequest:
         return {_CANONICAL_PARAMS.get(k.lower(), k): v for k, v in pairs}
 
     def list_query(self) -> ListQuery:
-        """filter, startIndex and count, with this server's page sizes (RFC 7644 §3.4.2)."""
+        """filter, startIndex and count, with this server's page sizes (RFC 7644 §3.4.2); a
+        cursor is signed with the server's keys and bound to the tenant the token proved."""
         settings = self.wiring.settings
         return parse_list_query(
             self.params,
             default_count=settings.default_page_size,
             max_count=settings.max_page_size,
+            # Only a request that pages by cursor needs the keys (read from the database once).
+            cursor_keys=self.wiring.cursor_keyring.keys() if "cursor" in self.params else None,
+            tenant_id=self.context.tenant_id,
         )
+
+    @property
+    def max_response_bytes(self) -> int:
+        """A list page's budget for its resources' JSON (MUSTER_MAX_RESPONSE_BYTES)."""
+        return self.wiring.settings.max_response_bytes
 
     def uow(self) -> UnitOfWork:
         """The request's unit of work: its tenant was fixed from the token, once."""
@@ -117,7 +129,9 @@ class ScimRequest:
             self.context.quirks.extend(quirks)
 
     def json(self) -> Any:
-        """Parse the JSON body the pipeline read; 400 invalidSyntax when malformed."""
+        """Parse the JSON body the pipeline read; 415 unless it is sent as JSON, 400
+        invalidSyntax when malformed."""
+        self._require_json_media_type()
         raw = self.context.body
         if not raw.strip():
             raise ScimError.invalid_syntax("the request body is empty; send a JSON object")
@@ -128,3 +142,14 @@ class ScimRequest:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             raise ScimError.invalid_syntax(f"the request body is not valid JSON: {error}") from None
+
+    def _require_json_media_type(self) -> None:
+        """415 for a body of another media type; a body with no Content-Type is read as JSON."""
+        header = self.request.headers.get("content-type", "")
+        media_type = header.split(";", 1)[0].strip().lower()
+        if media_type and media_type not in JSON_MEDIA_TYPES:
+            shown = media_type if len(media_type) <= 80 else media_type[:80] + "…"
+            raise ScimError.unsupported_media_type(
+                f"Content-Type {shown!r} is not accepted: send the body as application/scim+json "
+                "or application/json (RFC 7644 §3.1)"
+            )

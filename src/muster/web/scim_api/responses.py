@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -99,6 +99,31 @@ def scim_response(
     body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> ScimResponse:
     return ScimResponse(body, status_code=status, headers=headers)
+
+
+def encode_within(resources: Iterable[dict[str, Any]], budget: int) -> list[bytes]:
+    """Encode resources in turn until the next one would take their JSON past `budget` bytes.
+
+    The first always goes in, however large: a page must move its client forward. Each
+    resource is encoded once, here; list_page_response splices the pieces into the page.
+    """
+    encoded: list[bytes] = []
+    size = 0
+    for resource in resources:
+        piece = orjson.dumps(resource)
+        size += len(piece) + 1  # and its comma
+        if encoded and size > budget:
+            break
+        encoded.append(piece)
+    return encoded
+
+
+def list_page_response(body: dict[str, Any]) -> Response:
+    """A ListResponse whose `Resources` are already encoded (encode_within), sent as they are."""
+    envelope = {key: value for key, value in body.items() if key != "Resources"}
+    pieces: list[bytes] = body["Resources"]
+    content = b"".join((orjson.dumps(envelope)[:-1], b',"Resources":[', b",".join(pieces), b"]}"))
+    return Response(content, media_type=ScimResponse.media_type)
 
 
 def error_body(error: ScimError, request_id: str | None = None) -> dict[str, Any]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from muster.errors import ScimError
 from muster.web.scim_api import bulk, discovery, groups, searches, users
-from muster.web.scim_api.pipeline import ScimPipeline
+from muster.web.scim_api.pipeline import Endpoint, ScimPipeline
 from muster.web.wiring import Wiring
 
 
@@ -16,9 +18,18 @@ def not_implemented(request: Request) -> Response:
     raise ScimError.not_implemented(f"{request.url.path.rsplit('/', 1)[-1]} is not supported")
 
 
+def _base_url_route(endpoint: Endpoint, methods: list[str]) -> Route:
+    """A route for the base URL itself: `/scim/v2/`, and `/scim/v2` without the slash."""
+    route = Route("/", endpoint, methods=methods)
+    route.path_regex = re.compile(r"^/?$")  # the route path of `/scim/v2` is ""
+    return route
+
+
 def scim_app(wiring: Wiring) -> ScimPipeline:
     """Build the /scim/v2 application."""
     routes = [
+        # RFC 7644 §3.4.2.1: a query at the root covers every resource type, as /.search does.
+        _base_url_route(searches.search_resources, methods=["GET"]),
         Route("/.search", searches.search_resources, methods=["POST"]),
         Route("/Users/.search", users.search_users, methods=["POST"]),
         Route("/Groups/.search", groups.search_groups, methods=["POST"]),

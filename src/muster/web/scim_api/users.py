@@ -10,7 +10,12 @@ from muster.scim.listing import cursor_list_response, list_response, search_requ
 from muster.scim.records import StoredUser
 from muster.services import users
 from muster.web.scim_api.requests import ScimRequest
-from muster.web.scim_api.responses import ScimResponse, scim_response, user_body
+from muster.web.scim_api.responses import (
+    ScimResponse,
+    encode_within,
+    list_page_response,
+    user_body,
+)
 
 
 def _user_response(scim: ScimRequest, user: StoredUser, *, status: int = 200) -> Response:
@@ -43,22 +48,30 @@ def get_user(request: Request) -> Response:
 
 
 def list_users(request: Request, scim: ScimRequest | None = None) -> Response:
-    """GET /Users?filter=...&startIndex=...&count=... (or &cursor=..., RFC 9865)."""
+    """GET /Users?filter=...&startIndex=...&count=... (or &cursor=..., RFC 9865).
+
+    A page holds fewer than `count` users when their JSON would pass the byte budget: an
+    index page says so in itemsPerPage, a cursor page's nextCursor goes on after its last user.
+    """
     scim = scim or ScimRequest.of(request)
     query = scim.list_query()
     if query.filter is not None:
         scim.note(quirks=client_quirks.user_filter_quirks(scim.params["filter"], query.filter))
     projection = scim.projection
     base = scim.base_url
+    with_groups = projection.wants("groups")
     if query.cursor is not None:  # RFC 9865 cursor pagination
-        by_cursor = scim.run(
-            users.list_users_by_cursor, query, with_groups=projection.wants("groups")
+        by_cursor = scim.run(users.list_users_by_cursor, query, with_groups=with_groups)
+        encoded = encode_within(
+            (projection.apply(user_body(u, base)) for u in by_cursor.items),
+            scim.max_response_bytes,
         )
-        resources = [projection.apply(user_body(u, base)) for u in by_cursor.items]
-        return scim_response(cursor_list_response(by_cursor, resources))
-    total, page = scim.run(users.list_users, query, with_groups=projection.wants("groups"))
-    resources = [projection.apply(user_body(u, base)) for u in page]
-    return scim_response(list_response(total, query.start_index, resources))
+        return list_page_response(cursor_list_response(by_cursor.cut(len(encoded)), encoded))
+    total, page = scim.run(users.list_users, query, with_groups=with_groups)
+    encoded = encode_within(
+        (projection.apply(user_body(u, base)) for u in page), scim.max_response_bytes
+    )
+    return list_page_response(list_response(total, query.start_index, encoded))
 
 
 def replace_user(request: Request) -> Response:
