@@ -73,9 +73,12 @@ def stamped(engine: Engine) -> Engine:
 
 @contextlib.contextmanager
 def _client(settings: Settings) -> Iterator[tuple[TestClient, Database]]:
+    """The app on its own Database, once its first heartbeat found the database ready."""
     database = Database(settings)
     try:
         with TestClient(create_app(settings, database=database)) as client:
+            ready = _until(lambda: client.get("/readyz"), lambda r: r.status_code == 200, 10)
+            assert ready.status_code == 200, ready.text
             yield client, database
     finally:
         database.dispose()
