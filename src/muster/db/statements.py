@@ -206,6 +206,17 @@ EMAIL_HOLDERS = (
     )
     .order_by(user_emails.c.value_key, user_emails.c.user_id)
 )
+# The same for one email: a prebuilt statement for the fast path (db/fast_exec.py); a create
+# or an update carries one or two emails.
+EMAIL_HOLDER = (
+    select(user_emails.c.value_key)
+    .where(
+        user_emails.c.tenant_id == TENANT,
+        user_emails.c.value_key == bindparam("b_key"),
+        user_emails.c.user_id != ID,
+    )
+    .limit(1)
+)
 # Emails held by more than one user: what migration 0009 found and kept (legacy duplicates).
 _SHARED_KEYS = (
     select(user_emails.c.value_key)
