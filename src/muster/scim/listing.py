@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -108,9 +108,7 @@ def _require_storable_values(node: FilterNode) -> None:
     scim2-models reads `"\\ud800"` as a lone surrogate, which no UTF-8 driver can send, and
     PostgreSQL has no NUL in text.
     """
-    stack: list[Any] = [node]
-    while stack:
-        item = stack.pop()
+    for item in _terms(node):
         if isinstance(item, Comparison) and isinstance(item.value, str):
             value = item.value
             if "\x00" in value or not (value.isascii() or _is_utf8(value)):
@@ -118,12 +116,6 @@ def _require_storable_values(node: FilterNode) -> None:
                     f"the value compared with {item.attr_path} holds a NUL character or "
                     "an unpaired UTF-16 surrogate (a \\uD800-\\uDFFF escape on its own)"
                 )
-        elif isinstance(item, LogicalExpr):
-            stack.extend(item.terms)
-        elif isinstance(item, Not):
-            stack.append(item.expr)
-        elif isinstance(item, ValuePath):
-            stack.append(item.val_filter)
 
 
 def _is_utf8(value: str) -> bool:
@@ -166,18 +158,22 @@ def parse_filter(text: str) -> FilterNode:
 
 def count_terms(node: FilterNode) -> int:
     """Count the comparisons and presence tests of a filter tree."""
-    count, stack = 0, [node]
+    return sum(1 for _ in _terms(node))
+
+
+def _terms(node: FilterNode) -> Iterator[Comparison | Present]:
+    """The comparisons and presence tests of a filter tree, walked without recursion."""
+    stack: list[Any] = [node]
     while stack:
         item = stack.pop()
         if isinstance(item, Comparison | Present):
-            count += 1
+            yield item
         elif isinstance(item, LogicalExpr):
             stack.extend(item.terms)
         elif isinstance(item, Not):
             stack.append(item.expr)
         elif isinstance(item, ValuePath):
             stack.append(item.val_filter)
-    return count
 
 
 def _shown(raw: str) -> str:
